@@ -22,15 +22,9 @@ version_table = config.get_main_option("version_table") or VERSION_TABLE
 
 
 def _url() -> str:
-    url = (
-        config.get_main_option("sqlalchemy.url")
-        or os.environ.get("SA_PGQUE_DSN")
-        or os.environ.get("DATABASE_URL")
-    )
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("SA_PGQUE_DSN") or os.environ.get("DATABASE_URL")
     if not url:
-        raise RuntimeError(
-            "sa_pgque migrations need a database: set sqlalchemy.url, SA_PGQUE_DSN or DATABASE_URL"
-        )
+        raise RuntimeError("sa_pgque migrations need a database: set sqlalchemy.url, SA_PGQUE_DSN or DATABASE_URL")
     return url
 
 

