@@ -184,7 +184,8 @@ def test_maint_runs_step1_and_owned_hooks_only(sql: Sql, db: Database) -> None:
             ("public.foreign_hook", "a"),
             ("public.missing_hook", "a"),
             ("public.count_hook", "b"),
-        ] + _legacy_vacuum_entries(sql)
+            *_legacy_vacuum_entries(sql),
+        ]
         sql.notices.clear()
         assert sql.one("select pgque.maint()") == 2
         assert cur_table(sql, "a") == 1 and cur_table(sql, "b") == 0

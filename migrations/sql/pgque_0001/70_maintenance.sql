@@ -167,7 +167,6 @@ $$;
 create or replace function pgque.maint_tables_to_vacuum()
 returns setof text
 language sql
-stable
 as $$
     select t
       from unnest(array['pgque.queue', 'pgque.subscription', 'pgque.consumer',
