@@ -1,0 +1,27 @@
+"""Cooperative consumers: subconsumers sharing one cursor (spec 6.3, 7.10).
+
+Revision ID: pgque_0002
+Revises: pgque_0001
+Create Date: 2026-11-24
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from sa_pgque._sqlfiles import run_step
+
+revision: str = "pgque_0002"
+down_revision: str | Sequence[str] | None = "pgque_0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    run_step(op.get_context(), "pgque_0002")
+
+
+def downgrade() -> None:
+    run_step(op.get_context(), "pgque_0002_down")
