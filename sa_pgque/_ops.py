@@ -29,7 +29,7 @@ from sa_pgque.results import (
     StatusRow,
     from_row,
 )
-from sa_pgque.types import Payload
+from sa_pgque.types import Payload, encoded_array_arg
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -120,6 +120,12 @@ def send(queue: str, payload: Payload, *, type: str | None = None) -> Op[int]:
 
 def send_batch(queue: str, payloads: Sequence[Payload], *, type: str | None = None) -> Op[list[int]]:
     """Publish many events with one statement; return their ids in input order."""
+    return _single(F.send_batch(queue, payloads) if type is None else F.send_batch(queue, type, payloads), _ids)
+
+
+def send_encoded_batch(queue: str, texts: Sequence[str | None], *, is_json: bool, type: str | None) -> Op[list[int]]:
+    """send_batch of payloads already encoded (see :func:`sa_pgque.types.encode_payload`)."""
+    payloads = encoded_array_arg(is_json, texts)
     return _single(F.send_batch(queue, payloads) if type is None else F.send_batch(queue, type, payloads), _ids)
 
 

@@ -222,3 +222,18 @@ def test_message_composite_reads_back_as_a_message(sessions: sessionmaker[Sessio
         receive = pgque.functions.receive(orders, "billing")
         got = session.scalars(select(receive)).all()
     assert got == expected
+
+
+def test_send_batch_keeps_every_payload_exactly(sessions: sessionmaker[Session], orders: str) -> None:
+    texts = ['quo"te', "back\\slash", "ünïcødé ✓ 𝄞", "", None, "{not json", "tab\tnew\nline", "null"]
+    documents = [{"nested": {"x": [1, None, "y"]}}, None, [1, 2], 3.5, True, {"s": 'quo"te\\'}]
+    with sessions.begin() as session:
+        text_ids = pgque.send_batch(session, orders, texts)
+        json_ids = pgque.send_batch(session, orders, documents, type="j")
+    with sessions.begin() as session:
+        pgque.tick(session, orders)
+    with sessions.begin() as session:
+        got = {m.msg_id: m for m in pgque.receive(session, orders, "billing")}
+    assert [got[i].payload_text for i in text_ids] == texts
+    assert [got[i].payload for i in json_ids] == documents
+    assert got[json_ids[1]].payload_text is None  # None is SQL NULL, not JSON null

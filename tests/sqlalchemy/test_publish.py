@@ -223,3 +223,25 @@ def test_async_session(
     asyncio.run(scenario())
     assert [m.payload for m in delivered(sessions)] == [{"immediate": True}, {"buffered": True}, "outer"]
     assert order_count(sessions) == 1
+
+
+def test_immediate_publish_errors_are_typed(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        with pytest.raises(errors.QueueNotFound) as caught:
+            pgque.publish(session, "no-such-queue", {"x": 1})
+        assert caught.value.sqlstate == "PQ001"
+        session.rollback()
+        assert pgque.publish(session, "events", "after the error") > 0
+        session.commit()
+    assert [m.payload for m in delivered(sessions)] == ["after the error"]
+
+
+def test_immediate_publish_on_a_fresh_connection_commits_with_it(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    with engine.connect() as connection:
+        pgque.publish(connection, "events", "via connection", type="core")
+        connection.commit()
+    with engine.connect() as connection:
+        pgque.publish(connection, "events", "never committed")
+    assert [(m.type, m.payload) for m in delivered(sessions)] == [("core", "via connection")]
