@@ -10,6 +10,7 @@ Importing the package registers every engine function under
 from __future__ import annotations
 
 from sa_pgque import aio, errors, functions
+from sa_pgque.aio_consumer import AsyncConsumer
 from sa_pgque.api import (
     ack,
     batch_info,
@@ -40,7 +41,9 @@ from sa_pgque.api import (
     unsubscribe_subconsumer,
     version,
 )
+from sa_pgque.consumer import Consumer
 from sa_pgque.errors import PgqueError
+from sa_pgque.handlers import BatchOutcome, RetryPolicy
 from sa_pgque.migrate import install, uninstall
 from sa_pgque.publish import pending_count, publish, publish_async
 from sa_pgque.results import (
@@ -52,18 +55,24 @@ from sa_pgque.results import (
     QueueInfo,
     StatusRow,
 )
+from sa_pgque.ticker import Ticker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncConsumer",
     "BatchInfo",
+    "BatchOutcome",
+    "Consumer",
     "ConsumerInfo",
     "DeadLetter",
     "DlqReplayResult",
     "Message",
     "PgqueError",
     "QueueInfo",
+    "RetryPolicy",
     "StatusRow",
+    "Ticker",
     "ack",
     "aio",
     "batch_info",

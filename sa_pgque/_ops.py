@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.engine import Result
-from sqlalchemy.sql import Executable
+from sqlalchemy.engine import Result, Row
+from sqlalchemy.sql import Executable, Select
 
 from sa_pgque import functions as F
 from sa_pgque.results import (
@@ -149,6 +149,17 @@ def receive(queue: str, consumer: str, max_messages: int | None = None) -> Op[li
     batch would skip events: leave it unset unless you know the batch size.
     """
     return _from(F.receive(queue, consumer, max_messages), _rows(Message))
+
+
+def batch_events_statement(batch_id: int) -> Select[Any]:
+    """Every event of an open batch in id order (``get_batch_events``), for streaming."""
+    return select(F.get_batch_events(batch_id).table_valued())
+
+
+def message_from_event(row: Row[Any], batch_id: int) -> Message:
+    """A Message from a ``get_batch_events`` row of batch ``batch_id``."""
+    ev_id, ev_time, _txid, ev_retry, ev_type, ev_data, e1, e2, e3, e4 = tuple(row)
+    return Message(ev_id, batch_id, ev_type, ev_data, ev_retry, ev_time, e1, e2, e3, e4)
 
 
 def ack(batch_id: int) -> Op[int]:
