@@ -42,16 +42,20 @@ class Waiter:
 
     def _listening(self) -> psycopg.Connection[Any] | None:
         if self._conn is None and self._engine.dialect.driver == "psycopg":
+            conn: psycopg.Connection[Any] | None = None
             try:
                 raw = self._engine.raw_connection()
-                raw.detach()
-                conn: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+                conn = raw.driver_connection  # type: ignore[assignment]
+                raw.detach()  # ours for good: the pool forgets it
+                assert conn is not None
                 conn.rollback()
                 conn.autocommit = True
                 conn.execute(channel(self._queue))
                 self._conn = conn
             except Exception as error:  # the poll interval still wakes us
                 log.warning("LISTEN unavailable, polling only: %s", error, extra={"queue": self._queue})
+                if conn is not None:
+                    conn.close()
         return self._conn
 
     def wait(self, timeout: float) -> bool:
@@ -110,17 +114,21 @@ class AsyncWaiter:
 
     async def _listening(self) -> psycopg.AsyncConnection[Any] | None:
         if self._conn is None and self._engine.dialect.driver == "psycopg":
+            conn: psycopg.AsyncConnection[Any] | None = None
             try:
                 async with self._engine.connect() as sa_conn:
                     raw = await sa_conn.get_raw_connection()
+                    conn = raw.driver_connection  # type: ignore[assignment]
                     raw.detach()
-                conn: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+                assert conn is not None
                 await conn.rollback()
                 await conn.set_autocommit(True)
                 await conn.execute(channel(self._queue))
                 self._conn = conn
             except Exception as error:
                 log.warning("LISTEN unavailable, polling only: %s", error, extra={"queue": self._queue})
+                if conn is not None:
+                    await conn.close()
         return self._conn
 
     async def wait(self, timeout: float) -> bool:

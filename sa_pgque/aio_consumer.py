@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sa_pgque import _ops, aio
 from sa_pgque._wakeup import AsyncWaiter
-from sa_pgque.consumer import _BatchLost, _RetryCarefully, is_connection_error
+from sa_pgque.consumer import _BatchLost, _has_retries, _RetryCarefully, is_connection_error
 from sa_pgque.errors import BatchNotFound
 from sa_pgque.handlers import (
     DEFAULT_PAGE_SIZE,
@@ -157,6 +157,7 @@ class AsyncConsumer:
                     first = await aio.receive(session, self.queue, self.name, self.page_size + 1)
                     if not first:
                         return BatchOutcome()
+                    careful = careful or _has_retries(first)
                     return await self._consume(session, first, careful)
             except _RetryCarefully:
                 careful = True
@@ -176,7 +177,7 @@ class AsyncConsumer:
             )
         if not first:
             return BatchOutcome()
-        careful = self.savepoint_per_message
+        careful = self.savepoint_per_message or _has_retries(first)
         async with self._heartbeat():
             while True:
                 try:
@@ -197,6 +198,12 @@ class AsyncConsumer:
         else:
             async for message in self._stream(session, batch_id):
                 await self._handle(session, message, outcome, careful)
+        try:
+            await session.flush()  # the handlers' pending writes fail here, not inside the ack
+        except Exception as error:
+            if careful or is_connection_error(error):
+                raise
+            raise _RetryCarefully from error
         if await aio.ack(session, batch_id) == 0:
             raise _BatchLost
         outcome.committed = True

@@ -13,8 +13,8 @@ message is nacked (retried after an exponential backoff, dead-lettered by the
 engine once the queue's ``max_retries`` is spent) while the others commit.
 Passes without failures pay for no savepoint at all. (Handlers that call
 external services therefore see the messages before a failure twice; their
-database writes happen once.) ``savepoint_per_message=True`` makes every
-pass careful.
+database writes happen once.) Batches carrying retried messages, and every
+batch with ``savepoint_per_message=True``, go straight to the careful pass.
 
 A cooperative consumer (``subconsumer=...``) takes its batch in a short
 transaction of its own, so sibling workers are not blocked while it works,
@@ -65,6 +65,11 @@ class _RetryCarefully(Exception):
 
 class _BatchLost(Exception):
     """The batch is no longer ours (finished or taken over): roll back its work."""
+
+
+def _has_retries(messages: list[Message]) -> bool:
+    """A batch carrying retried messages is likely to fail again: go careful at once."""
+    return any(m.retry_count for m in messages)
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -208,6 +213,7 @@ class Consumer:
                     first = api.receive(session, self.queue, self.name, self.page_size + 1)
                     if not first:
                         return BatchOutcome()
+                    careful = careful or _has_retries(first)
                     return self._consume(session, first, careful)
             except _RetryCarefully:
                 careful = True
@@ -227,7 +233,7 @@ class Consumer:
             )
         if not first:
             return BatchOutcome()
-        careful = self.savepoint_per_message
+        careful = self.savepoint_per_message or _has_retries(first)
         with self._heartbeat():
             while True:
                 try:
@@ -246,6 +252,12 @@ class Consumer:
         messages = iter(first) if len(first) <= self.page_size else self._stream(session, batch_id)
         for message in messages:
             self._handle(session, message, outcome, careful)
+        try:
+            session.flush()  # the handlers' pending writes fail here, not inside the ack
+        except Exception as error:
+            if careful or is_connection_error(error):
+                raise
+            raise _RetryCarefully from error
         if api.ack(session, batch_id) == 0:
             raise _BatchLost
         outcome.committed = True
