@@ -45,7 +45,7 @@ class Waiter:
             conn: psycopg.Connection[Any] | None = None
             try:
                 raw = self._engine.raw_connection()
-                conn = raw.driver_connection  # type: ignore[assignment]
+                conn = raw.driver_connection
                 raw.detach()  # ours for good: the pool forgets it
                 assert conn is not None
                 conn.rollback()
@@ -118,7 +118,7 @@ class AsyncWaiter:
             try:
                 async with self._engine.connect() as sa_conn:
                     raw = await sa_conn.get_raw_connection()
-                    conn = raw.driver_connection  # type: ignore[assignment]
+                    conn = raw.driver_connection
                     raw.detach()
                 assert conn is not None
                 await conn.rollback()
