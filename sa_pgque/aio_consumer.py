@@ -196,8 +196,14 @@ class AsyncConsumer:
             for message in first:
                 await self._handle(session, message, outcome, careful)
         else:
-            async for message in self._stream(session, batch_id):
-                await self._handle(session, message, outcome, careful)
+            result = await session.stream(
+                _ops.batch_events_statement(batch_id), execution_options={"yield_per": self.page_size}
+            )
+            try:
+                async for row in result:
+                    await self._handle(session, _ops.message_from_event(row, batch_id), outcome, careful)
+            finally:
+                await result.close()  # the server-side cursor, also when a handler failed
         try:
             await session.flush()  # the handlers' pending writes fail here, not inside the ack
         except Exception as error:
@@ -208,13 +214,6 @@ class AsyncConsumer:
             raise _BatchLost
         outcome.committed = True
         return outcome
-
-    async def _stream(self, session: AsyncSession, batch_id: int) -> AsyncIterator[Message]:
-        result = await session.stream(
-            _ops.batch_events_statement(batch_id), execution_options={"yield_per": self.page_size}
-        )
-        async for row in result:
-            yield _ops.message_from_event(row, batch_id)
 
     async def _handle(self, session: AsyncSession, message: Message, outcome: BatchOutcome, careful: bool) -> None:
         handler = self.handlers.for_message(message)

@@ -249,9 +249,16 @@ class Consumer:
         """Handle every message of the batch, then ack it, in ``session``'s transaction."""
         batch_id = first[0].batch_id
         outcome = BatchOutcome(batch_id)
-        messages = iter(first) if len(first) <= self.page_size else self._stream(session, batch_id)
-        for message in messages:
-            self._handle(session, message, outcome, careful)
+        if len(first) <= self.page_size:
+            for message in first:
+                self._handle(session, message, outcome, careful)
+        else:
+            result = session.execute(
+                _ops.batch_events_statement(batch_id), execution_options={"yield_per": self.page_size}
+            )
+            with result:  # closes the server-side cursor, also when a handler failed
+                for row in result:
+                    self._handle(session, _ops.message_from_event(row, batch_id), outcome, careful)
         try:
             session.flush()  # the handlers' pending writes fail here, not inside the ack
         except Exception as error:
@@ -263,12 +270,6 @@ class Consumer:
         outcome.committed = True
         self.log.debug("batch %s: %s handled, %s retried", batch_id, len(outcome.handled), len(outcome.retried))
         return outcome
-
-    def _stream(self, session: Session, batch_id: int) -> Iterator[Message]:
-        """Every message of a large batch, a page at a time (server-side cursor)."""
-        result = session.execute(_ops.batch_events_statement(batch_id), execution_options={"yield_per": self.page_size})
-        for row in result:
-            yield _ops.message_from_event(row, batch_id)
 
     def _handle(self, session: Session, message: Message, outcome: BatchOutcome, careful: bool) -> None:
         handler = self.handlers.for_message(message)

