@@ -47,7 +47,7 @@ def main() -> None:
     if args.asyncio:
         asyncio.run(run_async(args, options))
         return
-    consumer = Consumer(sessionmaker(create_engine(args.url, pool_pre_ping=True)), **options)  # type: ignore[arg-type]
+    consumer = Consumer(sessionmaker(create_engine(args.url, pool_pre_ping=True)), **options)
 
     @consumer.default_handler
     def handle(message: Message, session: Session) -> None:
