@@ -232,6 +232,10 @@ $$;
 --   The first i_max_return events of an open batch (NULL: all of them) as
 --   pgque.message rows in ev_id order. If the batch turns out to hold no
 --   event at all, it is finished here, so callers never see empty batches.
+--   While it reads the batch, work_mem is raised to at least 16MB (and put
+--   back afterwards), so that the sort by ev_id and the returned rows of a
+--   batch of tens of thousands of events stay in memory instead of going
+--   through temporary files.
 --   Calls: batch_event_sql, finish_batch.
 -- ---------------------------------------------------------------------------
 create or replace function pgque._batch_messages(i_batch_id bigint, i_max_return integer)
@@ -240,13 +244,24 @@ language plpgsql
 security definer
 set search_path = pgque, pg_catalog
 as $$
+declare
+    v_work_mem text := current_setting('work_mem');
+    v_raise boolean := pg_size_bytes(v_work_mem) < 16 * 1024 * 1024;
+    v_rows bigint;
 begin
+    if v_raise then
+        perform set_config('work_mem', '16MB', true);
+    end if;
     return query execute
         'select b.ev_id, $1, b.ev_type, b.ev_data, b.ev_retry, b.ev_time,'
         ' b.ev_extra1, b.ev_extra2, b.ev_extra3, b.ev_extra4 from ('
         || pgque.batch_event_sql(i_batch_id) || ') b order by b.ev_id limit $2'
         using i_batch_id, i_max_return;
-    if not found then
+    get diagnostics v_rows = row_count;
+    if v_raise then
+        perform set_config('work_mem', v_work_mem, true);
+    end if;
+    if v_rows = 0 then
         perform pgque.finish_batch(i_batch_id);
     end if;
 end;
@@ -259,7 +274,10 @@ $$;
 --   again before ack returns the same batch from its first event; ack always
 --   finishes the whole batch, so ask for at least the batch size.
 --   Errors: pgque.receive: max_return must be >= 1; Not subscriber to queue.
---   Calls: next_batch_custom, _batch_messages.
+--   Does what _batch_messages does (same query, same work_mem floor, empty
+--   batch finished) itself instead of selecting from it: going through the
+--   nested function copied every row into one more tuplestore.
+--   Calls: next_batch_custom, batch_event_sql, finish_batch.
 -- ---------------------------------------------------------------------------
 create or replace function pgque.receive(i_queue text, i_consumer text, i_max_return integer default 100)
 returns setof pgque.message
@@ -269,13 +287,34 @@ set search_path = pgque, pg_catalog
 as $$
 declare
     v_batch_id bigint;
+    v_work_mem text;
+    v_raise boolean;
+    v_rows bigint;
 begin
     if i_max_return < 1 then
         raise exception 'pgque.receive: max_return must be >= 1, got %', i_max_return using errcode = 'PQ010';
     end if;
     v_batch_id := (pgque.next_batch_custom(i_queue, i_consumer, null, null, null)).batch_id;
-    if v_batch_id is not null then
-        return query select * from pgque._batch_messages(v_batch_id, i_max_return);
+    if v_batch_id is null then
+        return;
+    end if;
+
+    v_work_mem := current_setting('work_mem');
+    v_raise := pg_size_bytes(v_work_mem) < 16 * 1024 * 1024;
+    if v_raise then
+        perform set_config('work_mem', '16MB', true);
+    end if;
+    return query execute
+        'select b.ev_id, $1, b.ev_type, b.ev_data, b.ev_retry, b.ev_time,'
+        ' b.ev_extra1, b.ev_extra2, b.ev_extra3, b.ev_extra4 from ('
+        || pgque.batch_event_sql(v_batch_id) || ') b order by b.ev_id limit $2'
+        using v_batch_id, i_max_return;
+    get diagnostics v_rows = row_count;
+    if v_raise then
+        perform set_config('work_mem', v_work_mem, true);
+    end if;
+    if v_rows = 0 then
+        perform pgque.finish_batch(v_batch_id);
     end if;
 end;
 $$;
