@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
+from alembic import context, op
 
 from sa_pgque._sqlfiles import run_step
 
@@ -24,4 +24,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Stopping at revision 0001 is refused while cooperative members exist
+    # (see pgque_0002_down_guard). Going to base is a full uninstall that
+    # drops schema pgque anyway, so it is not held up by live groups.
+    if context.get_revision_argument() is not None:
+        run_step(op.get_context(), "pgque_0002_down_guard")
     run_step(op.get_context(), "pgque_0002_down")

@@ -15,7 +15,7 @@ from sa_pgque._sqlfiles import execute_script, sql_step
 from tests._pg import Database, Sql, error_text
 from tests.engine._helpers import snapshot, tick
 
-STEPS = ["pgque_0001", "pgque_0002", "pgque_0002_down"]
+STEPS = ["pgque_0001", "pgque_0002", "pgque_0002_down_guard", "pgque_0002_down"]
 
 
 def head_revision() -> str:
@@ -123,6 +123,10 @@ def test_revision_0002_upgrades_live_data_and_downgrades(empty_db: Database) -> 
     migrate.upgrade(engine)
     assert migrate.current(engine) == head_revision()
     assert sql.one("select pgque.subscribe_subconsumer('q', 'c', 's1', true)") == 1
+    # a full uninstall is not held up by live cooperative groups
+    migrate.uninstall(engine)
+    assert migrate.current(engine) is None
+    assert sql.one("select count(*) from pg_namespace where nspname = 'pgque'") == 0
 
 
 def test_install_joins_the_callers_transaction(empty_db: Database) -> None:

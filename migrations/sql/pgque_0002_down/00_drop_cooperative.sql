@@ -1,34 +1,13 @@
 -- sa_pgque engine, revision 0002 downgrade: remove the cooperative functions.
 --
--- Policy: the downgrade refuses (SQLSTATE PQ030, nothing changed) while any
--- cooperative member is registered. Revision 0001 cannot allocate windows to
--- members, and the group cursor of a main has already moved past the window
--- a member holds, so dropping the cooperative API under live groups would
--- strand those members and their batches. Unregister every subconsumer
--- first (pgque.unregister_subconsumer, batch_handling = 1 for members that
--- hold a batch); the last member leaving turns each main back into a normal
--- consumer. A coop_main left without members (it already behaves as a
--- normal consumer for the legacy functions, but never receives a batch from
--- them) is turned back into 'normal' here, keeping its cursor. Queues,
--- consumers, events, retries and dead letters are untouched.
-
-do $refuse$
-declare
-    v_members bigint;
-    v_example text;
-begin
-    select count(*), min(q.queue_name || '/' || c.co_name)
-      into v_members, v_example
-      from pgque.subscription s
-      join pgque.queue q on q.queue_id = s.sub_queue
-      join pgque.consumer c on c.co_id = s.sub_consumer
-     where s.sub_role = 'coop_member';
-    if v_members > 0 then
-        raise exception 'cannot downgrade below pgque_0002: % cooperative subconsumer(s) still registered (e.g. %); unregister them first with pgque.unregister_subconsumer',
-            v_members, v_example using errcode = 'PQ030';
-    end if;
-end
-$refuse$;
+-- Policy: when the downgrade stops at revision 0001, the guard step
+-- (pgque_0002_down_guard) has already refused if any cooperative member is
+-- registered, so only member-less groups can be left here. A coop_main
+-- without members (it already behaves as a normal consumer for the legacy
+-- functions, but never receives a batch from them) is turned back into
+-- 'normal', keeping its cursor. Queues, consumers, events, retries and dead
+-- letters are untouched. A full uninstall skips the guard: revision 0001's
+-- downgrade drops the whole schema right after this.
 
 update pgque.subscription set sub_role = 'normal', sub_active = now() where sub_role = 'coop_main';
 
