@@ -21,6 +21,7 @@ from sa_pgque._wakeup import AsyncWaiter
 from sa_pgque.consumer import _BatchLost, _has_retries, _RetryCarefully, is_connection_error
 from sa_pgque.errors import BatchNotFound
 from sa_pgque.handlers import (
+    DEFAULT_DEAD_INTERVAL,
     DEFAULT_PAGE_SIZE,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RETRY,
@@ -70,10 +71,8 @@ class AsyncConsumer:
         self.queue = queue
         self.name = name
         self.subconsumer = subconsumer
-        self.dead_interval = _ops.interval(dead_interval)
-        self.heartbeat_interval = _ops.interval(heartbeat_interval) or (
-            (self.dead_interval or timedelta(seconds=60)) / 3
-        )
+        self.dead_interval = _ops.interval(dead_interval) or (DEFAULT_DEAD_INTERVAL if subconsumer else None)
+        self.heartbeat_interval = _ops.interval(heartbeat_interval) or (self.dead_interval or timedelta(0)) / 3
         self.retry = retry
         self.unknown_type = unknown_type
         self.page_size = page_size

@@ -40,6 +40,7 @@ from sa_pgque import _ops, api
 from sa_pgque._wakeup import Waiter
 from sa_pgque.errors import BatchNotFound
 from sa_pgque.handlers import (
+    DEFAULT_DEAD_INTERVAL,
     DEFAULT_PAGE_SIZE,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RETRY,
@@ -115,10 +116,8 @@ class Consumer:
         self.queue = queue
         self.name = name
         self.subconsumer = subconsumer
-        self.dead_interval = _ops.interval(dead_interval)
-        self.heartbeat_interval = _ops.interval(heartbeat_interval) or (
-            (self.dead_interval or timedelta(seconds=60)) / 3
-        )
+        self.dead_interval = _ops.interval(dead_interval) or (DEFAULT_DEAD_INTERVAL if subconsumer else None)
+        self.heartbeat_interval = _ops.interval(heartbeat_interval) or (self.dead_interval or timedelta(0)) / 3
         self.retry = retry
         self.unknown_type = unknown_type
         self.page_size = page_size

@@ -26,6 +26,9 @@ DEFAULT_PAGE_SIZE = 1000
 DEFAULT_POLL_INTERVAL = 5.0
 """Seconds to wait for a tick notification before polling anyway."""
 
+DEFAULT_DEAD_INTERVAL = timedelta(minutes=5)
+"""A cooperative member silent this long (no call, no heartbeat) loses its batch to a sibling."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

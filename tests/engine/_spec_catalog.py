@@ -164,35 +164,35 @@ SPEC_FUNCTIONS: tuple[Fn, ...] = (
        "i_batch_id bigint, i_msg pgque.message,"
        " i_retry_after interval DEFAULT '00:01:00'::interval, i_reason text DEFAULT NULL::text",
        "integer", "SD", "reader"),
-    # -- 6.3 Cooperative consumers (a later revision) --------------------------
+    # -- 6.3 Cooperative consumers (revision 0002) --------------------------------
     Fn("register_subconsumer",
        "i_queue text, i_consumer text, i_subconsumer text,"
-       " i_convert_normal boolean DEFAULT false", "integer", "SD", "reader", since="later"),
+       " i_convert_normal boolean DEFAULT false", "integer", "SD", "reader", since="0002"),
     Fn("subscribe_subconsumer",
        "i_queue text, i_consumer text, i_subconsumer text,"
-       " i_convert_normal boolean DEFAULT false", "integer", "SD", "reader", since="later"),
+       " i_convert_normal boolean DEFAULT false", "integer", "SD", "reader", since="0002"),
     Fn("unregister_subconsumer",
        "i_queue text, i_consumer text, i_subconsumer text, i_batch_handling integer DEFAULT 0",
-       "integer", "SD", "reader", since="later"),
+       "integer", "SD", "reader", since="0002"),
     Fn("unsubscribe_subconsumer",
        "i_queue text, i_consumer text, i_subconsumer text, i_batch_handling integer DEFAULT 0",
-       "integer", "SD", "reader", since="later"),
+       "integer", "SD", "reader", since="0002"),
     Fn("next_batch",
        "i_queue text, i_consumer text, i_subconsumer text,"
        " i_dead_interval interval DEFAULT NULL::interval", "bigint", "SD", "reader",
-       since="later"),
+       since="0002"),
     Fn("next_batch_custom",
        "i_queue text, i_consumer text, i_subconsumer text, i_min_lag interval,"
        " i_min_count integer, i_min_interval interval,"
        " i_dead_interval interval DEFAULT NULL::interval, "
        + _out("batch_id bigint, prev_tick_id bigint, next_tick_id bigint"),
-       "record", "SD", "reader", since="later"),
+       "record", "SD", "reader", since="0002"),
     Fn("receive_coop",
        "i_queue text, i_consumer text, i_subconsumer text, i_max_return integer DEFAULT 100,"
        " i_dead_interval interval DEFAULT NULL::interval", "SETOF pgque.message", "SD",
-       "reader", since="later"),
+       "reader", since="0002"),
     Fn("touch_subconsumer", "i_queue text, i_consumer text, i_subconsumer text", "integer",
-       "SD", "reader", since="later"),
+       "SD", "reader", since="0002"),
     # -- 6.4 Queue management -----------------------------------------------------
     Fn("create_queue", "i_queue_name text", "integer", "SD", "admin"),
     Fn("drop_queue", "x_queue_name text, x_force boolean", "integer", "SD", "admin"),
@@ -324,9 +324,9 @@ SPEC_FUNCTIONS: tuple[Fn, ...] = (
     Fn("_urlencode", "val text", "text", "INV", "admin", strict=True, volatility="i",
        since="triggers"),
     Fn("_validate_coop_names", "i_queue text, i_consumer text, i_subconsumer text", "void",
-       "SD", "none", volatility="v", since="later"),
+       "SD", "none", volatility="v", since="0002"),
     Fn("_clear_member_cursor", "p_queue_id integer, p_consumer_id integer", "void", "SD",
-       "none", volatility="v", since="later"),
+       "none", volatility="v", since="0002"),
     Fn("_nack_batch_event",
        "i_batch_id bigint, i_msg pgque.message, i_retry_after interval, i_reason text",
        "integer", "SD", "none", volatility="v", since="later"),

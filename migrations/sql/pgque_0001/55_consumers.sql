@@ -126,6 +126,25 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------
+-- pgque._lock_group_main(i_main_consumer integer, i_queue integer) -> void
+--   Lock a cooperative group's main consumer row, then its subscription row,
+--   in that order (the order every cooperative allocation takes them).
+--   Tables: consumer, subscription.
+-- ---------------------------------------------------------------------------
+create or replace function pgque._lock_group_main(i_main_consumer integer, i_queue integer)
+returns void
+language plpgsql
+security definer
+set search_path = pgque, pg_catalog
+as $$
+begin
+    perform 1 from pgque.consumer where co_id = i_main_consumer for update;
+    perform 1 from pgque.subscription
+      where sub_queue = i_queue and sub_consumer = i_main_consumer for update;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------
 -- pgque.unregister_consumer(x_queue_name, x_consumer_name) -> integer
 --   Remove a subscription with its pending retries; drop the consumer row
 --   when it was its last subscription (cascading its dead letters). A
@@ -145,8 +164,24 @@ set search_path = pgque, pg_catalog
 as $$
 declare
     v_sub record;
+    v_main record;
     v_group_size integer;
 begin
+    -- Cooperative rows are locked in the order cooperative allocation uses
+    -- (the group's main consumer row, its subscription, then the member's),
+    -- so unregistering a member never deadlocks with a worker allocating.
+    select m.sub_consumer, m.sub_queue into v_main
+      from pgque.queue q
+      join pgque.subscription s on s.sub_queue = q.queue_id
+      join pgque.consumer c on c.co_id = s.sub_consumer
+      join pgque.subscription m on m.sub_queue = s.sub_queue and m.sub_id = s.sub_id
+                                and m.sub_role = 'coop_main'
+     where q.queue_name = x_queue_name and c.co_name = x_consumer_name
+       and s.sub_role <> 'normal';
+    if found then
+        perform pgque._lock_group_main(v_main.sub_consumer, v_main.sub_queue);
+    end if;
+
     select s.sub_id, s.sub_queue, s.sub_consumer, s.sub_role, s.sub_batch
       into v_sub
       from pgque.queue q
