@@ -9,12 +9,13 @@ Importing the package registers every engine function under
 
 from __future__ import annotations
 
-from sa_pgque import aio, errors, functions
+from sa_pgque import aio, api, errors, functions
 from sa_pgque.aio_consumer import AsyncConsumer
 from sa_pgque.api import (
     ack,
     batch_info,
     consumer_info,
+    consumer_stats,
     create_queue,
     dlq_inspect,
     dlq_purge,
@@ -22,16 +23,26 @@ from sa_pgque.api import (
     dlq_replay_all,
     drop_queue,
     maint,
+    maint_deliver_delayed,
+    maint_idem,
     maint_retry_events,
     maint_rotate_tables_step2,
+    metric_points,
     nack,
+    pause_queue,
+    queue_health,
     queue_info,
+    queue_stats,
     receive,
     receive_coop,
+    resume_queue,
     send,
+    send_at,
     send_batch,
+    send_idem,
     set_queue_config,
     status,
+    stuck_consumers,
     subscribe,
     subscribe_subconsumer,
     tick,
@@ -42,6 +53,7 @@ from sa_pgque.api import (
     version,
 )
 from sa_pgque.consumer import Consumer
+from sa_pgque.declarative import Queue
 from sa_pgque.errors import PgqueError
 from sa_pgque.handlers import BatchOutcome, RetryPolicy
 from sa_pgque.migrate import install, uninstall
@@ -49,13 +61,23 @@ from sa_pgque.publish import pending_count, publish, publish_async
 from sa_pgque.results import (
     BatchInfo,
     ConsumerInfo,
+    ConsumerStats,
     DeadLetter,
     DlqReplayResult,
+    HealthCheck,
     Message,
+    MetricPoint,
     QueueInfo,
+    QueueStats,
+    SendIdemResult,
     StatusRow,
+    StuckConsumer,
 )
 from sa_pgque.ticker import Ticker
+
+# Importing sa_pgque.ticker (for Ticker) bound the submodule to the package
+# attribute ``ticker``, hiding the queue call imported above under that name.
+ticker = api.ticker  # noqa: F811
 
 __version__ = "0.1.0"
 
@@ -65,18 +87,26 @@ __all__ = [
     "BatchOutcome",
     "Consumer",
     "ConsumerInfo",
+    "ConsumerStats",
     "DeadLetter",
     "DlqReplayResult",
+    "HealthCheck",
     "Message",
+    "MetricPoint",
     "PgqueError",
+    "Queue",
     "QueueInfo",
+    "QueueStats",
     "RetryPolicy",
+    "SendIdemResult",
     "StatusRow",
+    "StuckConsumer",
     "Ticker",
     "ack",
     "aio",
     "batch_info",
     "consumer_info",
+    "consumer_stats",
     "create_queue",
     "dlq_inspect",
     "dlq_purge",
@@ -87,19 +117,29 @@ __all__ = [
     "functions",
     "install",
     "maint",
+    "maint_deliver_delayed",
+    "maint_idem",
     "maint_retry_events",
     "maint_rotate_tables_step2",
+    "metric_points",
     "nack",
+    "pause_queue",
     "pending_count",
     "publish",
     "publish_async",
+    "queue_health",
     "queue_info",
+    "queue_stats",
     "receive",
     "receive_coop",
+    "resume_queue",
     "send",
+    "send_at",
     "send_batch",
+    "send_idem",
     "set_queue_config",
     "status",
+    "stuck_consumers",
     "subscribe",
     "subscribe_subconsumer",
     "tick",

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import INTERVAL
 from sqlalchemy.engine import Result, Row
-from sqlalchemy.sql import Executable, Select
+from sqlalchemy.sql import ColumnElement, Executable, Select
 
 from sa_pgque import functions as F
 from sa_pgque.results import (
     BatchInfo,
     ConsumerInfo,
+    ConsumerStats,
     DeadLetter,
     DlqReplayResult,
+    HealthCheck,
     Message,
+    MetricPoint,
     QueueInfo,
+    QueueStats,
+    SendIdemResult,
     StatusRow,
+    StuckConsumer,
     from_row,
 )
 from sa_pgque.types import Payload, encoded_array_arg
@@ -106,6 +113,29 @@ def interval(value: Seconds | None) -> timedelta | None:
     return timedelta(seconds=value)
 
 
+DEFAULT_DEDUPE_TTL = timedelta(hours=1)
+"""How long a dedupe key stays claimed unless told otherwise (the engine's default)."""
+
+DEFAULT_STUCK_THRESHOLD = timedelta(minutes=5)
+"""When a consumer counts as stuck unless told otherwise (the engine's default)."""
+
+
+def delivery_time(deliver_at: datetime | None, delay: Seconds | None) -> ColumnElement[Any]:
+    """The ``deliver_at`` argument of ``send_at``: an aware datetime, or the server's clock plus ``delay``.
+
+    A delay is counted on the server (``clock_timestamp()``), from the moment the
+    statement runs, so client clock skew does not matter.
+    """
+    if (deliver_at is None) == (delay is None):
+        raise TypeError("sa_pgque: give exactly one of deliver_at and delay")
+    if deliver_at is not None:
+        if deliver_at.tzinfo is None or deliver_at.utcoffset() is None:
+            raise ValueError("sa_pgque: deliver_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return bindparam(None, deliver_at, type_=DateTime(timezone=True), unique=True)
+    now = cast(func.clock_timestamp(), DateTime(timezone=True))
+    return now + bindparam(None, interval(delay), type_=INTERVAL, unique=True)
+
+
 # -- publishing -------------------------------------------------------------
 
 
@@ -121,6 +151,42 @@ def send(queue: str, payload: Payload, *, type: str | None = None) -> Op[int]:
 def send_batch(queue: str, payloads: Sequence[Payload], *, type: str | None = None) -> Op[list[int]]:
     """Publish many events with one statement; return their ids in input order."""
     return _single(F.send_batch(queue, payloads) if type is None else F.send_batch(queue, type, payloads), _ids)
+
+
+def send_idem(
+    queue: str,
+    payload: Payload,
+    *,
+    key: str,
+    ttl: Seconds = DEFAULT_DEDUPE_TTL,
+    type: str | None = None,
+    partition_key: str | None = None,
+) -> Op[SendIdemResult]:
+    """Publish one event unless ``key`` was already used on the queue within ``ttl``.
+
+    The first send with a key appends the event (``deduped=False``); later ones
+    append nothing and report the first event's id (``deduped=True``), until the
+    key expires. The key is stored in ``extra2`` and ``partition_key`` in ``extra1``.
+    """
+    fn = F.send_idem(queue, type or "default", payload, key, interval(ttl), partition_key)
+    return _from(fn, _one(SendIdemResult))
+
+
+def send_at(
+    queue: str,
+    payload: Payload,
+    *,
+    deliver_at: datetime | None = None,
+    delay: Seconds | None = None,
+    type: str | None = None,
+) -> Op[int]:
+    """Publish one event to be delivered at ``deliver_at`` (aware datetime) or after ``delay``.
+
+    Returns the id consumers will see. The event waits outside the queue until
+    it is due, then ``maint_retry_events`` (run by the Ticker and by
+    ``pgque.start()``'s jobs) moves it in; the next tick delivers it.
+    """
+    return _single(F.send_at(queue, type or "default", payload, delivery_time(deliver_at, delay)))
 
 
 def send_encoded_batch(queue: str, texts: Sequence[str | None], *, is_json: bool, type: str | None) -> Op[list[int]]:
@@ -263,6 +329,26 @@ def maint_rotate_tables_step2() -> Op[int]:
     return _single(F.maint_rotate_tables_step2())
 
 
+def maint_deliver_delayed(limit: int | None = None) -> Op[int]:
+    """Move up to ``limit`` (default 1000) due delayed events into their queues; returns how many."""
+    return _single(F.maint_deliver_delayed() if limit is None else F.maint_deliver_delayed(limit))
+
+
+def maint_idem(queue: str | None = None) -> Op[int]:
+    """Delete up to 10 000 expired dedupe keys (of one queue or all); 1 when there may be more."""
+    return _single(F.maint_idem() if queue is None else F.maint_idem(queue))
+
+
+def pause_queue(queue: str) -> Op[int]:
+    """Stop ticking a queue (it still accepts events): 1 when it was running, 0 when already paused."""
+    return _single(F.pause_queue(queue))
+
+
+def resume_queue(queue: str) -> Op[int]:
+    """Tick a paused queue again: 1 when it was paused, 0 when it was running."""
+    return _single(F.resume_queue(queue))
+
+
 # -- observability ----------------------------------------------------------
 
 
@@ -284,6 +370,35 @@ def batch_info(batch_id: int) -> Op[BatchInfo | None]:
         return None if row.queue_name is None else from_row(BatchInfo, row)
 
     return _from(F.get_batch_info(batch_id), decode)
+
+
+def queue_stats(queue: str | None = None) -> Op[list[QueueStats]]:
+    """Exact backlog figures of one queue or all of them (``pgque.queue_stats``)."""
+    return _from(F.queue_stats(queue), _rows(QueueStats))
+
+
+def consumer_stats(queue: str | None = None, consumer: str | None = None) -> Op[list[ConsumerStats]]:
+    """Progress of each subscription (``pgque.consumer_stats``); ``None`` matches all."""
+    return _from(F.consumer_stats(queue, consumer), _rows(ConsumerStats))
+
+
+def stuck_consumers(
+    queue: str | None = None, *, threshold: Seconds = DEFAULT_STUCK_THRESHOLD
+) -> Op[list[StuckConsumer]]:
+    """Subscriptions with a batch open, or not receiving, for longer than ``threshold``."""
+    return _from(F.stuck_consumers(interval(threshold), queue), _rows(StuckConsumer))
+
+
+def queue_health(
+    queue: str | None = None, *, stuck_threshold: Seconds = DEFAULT_STUCK_THRESHOLD
+) -> Op[list[HealthCheck]]:
+    """The health check list of one queue or all (ticker, consumers, dead letters, rotation, delayed)."""
+    return _from(F.queue_health(queue, interval(stuck_threshold)), _rows(HealthCheck))
+
+
+def metric_points() -> Op[list[MetricPoint]]:
+    """Every gauge data point of ``pgque.otel_metrics()`` (what the exporters publish)."""
+    return _from(F.otel_metrics(), _rows(MetricPoint))
 
 
 def status() -> Op[list[StatusRow]]:
@@ -322,6 +437,8 @@ def dlq_purge(queue: str, *, older_than: Seconds = timedelta(days=30)) -> Op[int
 OPERATIONS = (
     send,
     send_batch,
+    send_idem,
+    send_at,
     subscribe,
     unsubscribe,
     receive,
@@ -339,9 +456,18 @@ OPERATIONS = (
     maint_retry_events,
     maint,
     maint_rotate_tables_step2,
+    maint_deliver_delayed,
+    maint_idem,
+    pause_queue,
+    resume_queue,
     queue_info,
     consumer_info,
     batch_info,
+    queue_stats,
+    consumer_stats,
+    stuck_consumers,
+    queue_health,
+    metric_points,
     status,
     version,
     dlq_inspect,

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, Text, bindparam, cast, null
-from sqlalchemy.dialects.postgresql import ARRAY, INTERVAL
+from sqlalchemy.dialects.postgresql import ARRAY, INTERVAL, JSONB
 from sqlalchemy.sql import ClauseElement, column
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -140,6 +140,48 @@ TICK_HELPER_COLUMNS: Columns = (
     ("next_tick_seq", BigInteger()),
 )
 SEND_IDEM_COLUMNS: Columns = (("event_id", BigInteger()), ("deduped", Boolean()))
+QUEUE_STATS_COLUMNS: Columns = (
+    ("queue_name", Text()),
+    ("depth", BigInteger()),
+    ("oldest_pending_age", INTERVAL()),
+    ("unticked_events", BigInteger()),
+    ("ev_per_sec", Float()),
+    ("ticker_lag", INTERVAL()),
+    ("last_tick_id", BigInteger()),
+    ("consumers", Integer()),
+    ("retry_pending", BigInteger()),
+    ("dead_letters", BigInteger()),
+    ("delayed_pending", BigInteger()),
+    ("delayed_due", BigInteger()),
+    ("rotation_age", INTERVAL()),
+    ("ticker_paused", Boolean()),
+)
+CONSUMER_STATS_COLUMNS: Columns = (
+    ("queue_name", Text()),
+    ("consumer_name", Text()),
+    ("consumer_role", Text()),
+    ("last_tick", BigInteger()),
+    ("lag", INTERVAL()),
+    ("last_seen", INTERVAL()),
+    ("pending_events", BigInteger()),
+    ("batch_id", BigInteger()),
+    ("batch_age", INTERVAL()),
+)
+STUCK_CONSUMER_COLUMNS: Columns = (
+    ("queue_name", Text()),
+    ("consumer_name", Text()),
+    ("reason", Text()),
+    ("lag", INTERVAL()),
+    ("batch_age", INTERVAL()),
+    ("pending_events", BigInteger()),
+)
+HEALTH_COLUMNS: Columns = (("queue_name", Text()), ("check_name", Text()), ("status", Text()), ("detail", Text()))
+METRIC_COLUMNS: Columns = (
+    ("metric_name", Text()),
+    ("metric_unit", Text()),
+    ("metric_value", Float()),
+    ("attributes", JSONB()),
+)
 
 
 class PgqueFunction(GenericFunction[_T]):
@@ -493,7 +535,33 @@ class touch_subconsumer(PgqueFunction[int]):
 
 
 class create_queue(PgqueFunction[int]):
-    """``pgque.create_queue(queue) -> integer``: 1 created, 0 existed."""
+    """``pgque.create_queue(queue, [options]) -> integer``: 1 created, 0 existed.
+
+    ``options`` (a dict, sent as jsonb) are ``set_queue_config`` parameters
+    applied in the same call.
+    """
+
+    package = "pgque"
+    type = Integer()
+    inherit_cache = True
+
+    @classmethod
+    def coerce_arguments_for(cls, args: Sequence[Any]) -> Sequence[Any]:
+        if len(args) == 2 and isinstance(args[1], dict):
+            return [args[0], payload_arg(args[1])]
+        return args
+
+
+class pause_queue(PgqueFunction[int]):
+    """``pgque.pause_queue(queue) -> integer``: stop ticking it; 1 paused now, 0 already paused."""
+
+    package = "pgque"
+    type = Integer()
+    inherit_cache = True
+
+
+class resume_queue(PgqueFunction[int]):
+    """``pgque.resume_queue(queue) -> integer``: tick it again; 1 resumed now, 0 was running."""
 
     package = "pgque"
     type = Integer()
@@ -845,6 +913,78 @@ class maint_idem(PgqueFunction[int]):
     package = "pgque"
     type = Integer()
     inherit_cache = True
+
+
+class send_at(PgqueFunction[int]):
+    """``pgque.send_at(queue, type, payload, deliver_at) -> bigint``: publish for later delivery."""
+
+    package = "pgque"
+    type = BigInteger()
+    inherit_cache = True
+
+    @classmethod
+    def coerce_arguments_for(cls, args: Sequence[Any]) -> Sequence[Any]:
+        if len(args) >= 3:
+            return [*args[:2], payload_arg(args[2]), *args[3:]]
+        return args
+
+
+class maint_deliver_delayed(PgqueFunction[int]):
+    """``pgque.maint_deliver_delayed([limit]) -> integer``: move due delayed events into their queues."""
+
+    package = "pgque"
+    type = Integer()
+    inherit_cache = True
+
+
+# -- statistics, health and metrics -------------------------------------------
+
+
+class queue_stats(SetReturningFunction[Any]):
+    """``pgque.queue_stats([queue]) -> table(...)``: exact backlog and bookkeeping per queue."""
+
+    package = "pgque"
+    type = NullType()
+    inherit_cache = True
+    result_columns = QUEUE_STATS_COLUMNS
+
+
+class consumer_stats(SetReturningFunction[Any]):
+    """``pgque.consumer_stats([queue, [consumer]]) -> table(...)``: progress per subscription."""
+
+    package = "pgque"
+    type = NullType()
+    inherit_cache = True
+    result_columns = CONSUMER_STATS_COLUMNS
+
+
+class stuck_consumers(SetReturningFunction[Any]):
+    """``pgque.stuck_consumers([threshold, [queue]]) -> table(...)``."""
+
+    package = "pgque"
+    type = NullType()
+    inherit_cache = True
+    interval_positions = frozenset({0})
+    result_columns = STUCK_CONSUMER_COLUMNS
+
+
+class queue_health(SetReturningFunction[Any]):
+    """``pgque.queue_health([queue, [stuck_threshold]]) -> table(queue_name, check_name, status, detail)``."""
+
+    package = "pgque"
+    type = NullType()
+    inherit_cache = True
+    interval_positions = frozenset({1})
+    result_columns = HEALTH_COLUMNS
+
+
+class otel_metrics(SetReturningFunction[Any]):
+    """``pgque.otel_metrics() -> table(metric_name, metric_unit, metric_value, attributes)``."""
+
+    package = "pgque"
+    type = NullType()
+    inherit_cache = True
+    result_columns = METRIC_COLUMNS
 
 
 __all__ = [

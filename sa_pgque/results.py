@@ -168,10 +168,109 @@ class StatusRow:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class SendIdemResult:
+    """What ``pgque.send_idem()`` did with a keyed event."""
+
+    event_id: int | None
+    """The event appended now, or the one that first claimed the key (never ``None`` on this engine)."""
+    deduped: bool
+    """True when the key was already claimed and nothing was appended."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A row of ``pgque.queue_stats()``: a queue's backlog and bookkeeping, counted exactly."""
+
+    queue_name: str
+    depth: int
+    """Committed events the slowest subscription has not finished (see docs/operations.md)."""
+    oldest_pending_age: timedelta | None
+    """Age of the oldest of those events; ``None`` when there are none."""
+    unticked_events: int
+    """Committed events that no tick covers yet."""
+    ev_per_sec: float | None
+    ticker_lag: timedelta | None
+    """Age of the latest tick."""
+    last_tick_id: int | None
+    consumers: int
+    """Subscriptions, cooperative members not counted."""
+    retry_pending: int
+    dead_letters: int
+    delayed_pending: int
+    """Events parked by ``send_at`` for later."""
+    delayed_due: int
+    """Parked events whose delivery time has passed (moved by the next ``maint_retry_events``)."""
+    rotation_age: timedelta
+    ticker_paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStats:
+    """A row of ``pgque.consumer_stats()``: one subscription's progress."""
+
+    queue_name: str
+    consumer_name: str
+    consumer_role: str
+    """``normal``, ``coop_main`` or ``coop_member``."""
+    last_tick: int | None
+    lag: timedelta | None
+    """Age of the cursor tick; ``None`` without a cursor (idle cooperative member)."""
+    last_seen: timedelta
+    pending_events: int | None
+    """Committed events after the cursor that this subscription may receive."""
+    batch_id: int | None
+    batch_age: timedelta | None
+    """How long the open batch has been open (or since the member's heartbeat)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StuckConsumer:
+    """A row of ``pgque.stuck_consumers()``."""
+
+    queue_name: str
+    consumer_name: str
+    reason: str
+    """``open_batch`` (a batch open for too long) or ``lag`` (not receiving although batches wait)."""
+    lag: timedelta | None
+    batch_age: timedelta | None
+    pending_events: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A row of ``pgque.queue_health()``."""
+
+    queue_name: str
+    check_name: str
+    """``ticker``, ``consumers``, ``dead_letters``, ``rotation`` or ``delayed_delivery``."""
+    status: str
+    """``ok``, ``warn`` or ``fail``."""
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """A row of ``pgque.otel_metrics()``: one gauge data point."""
+
+    metric_name: str
+    """OpenTelemetry-style name, e.g. ``pgque.queue.depth``."""
+    metric_unit: str
+    """``s``, ``{event}``, ``{consumer}``, ``{event}/s`` or ``1``."""
+    metric_value: float
+    attributes: dict[str, str]
+    """``queue``, plus ``consumer`` or ``check`` where they apply."""
+
+
 _T = TypeVar("_T")
 
 _CONVERTERS: dict[tuple[type, str], Any] = {
     (DeadLetter, "ev_txid"): lambda v: None if v is None else int(v),
+    (MetricPoint, "attributes"): lambda v: {str(k): str(x) for k, x in (v or {}).items()},
 }
 
 

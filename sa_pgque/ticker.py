@@ -2,7 +2,9 @@
 
 Every ``tick_period`` it runs ``pgque.ticker()`` (which ticks the queues that
 are due); every ``retry_period`` it moves due retries back into their queues
-(``maint_retry_events`` until it returns 0); every ``maint_period`` it runs
+(``maint_retry_events`` until it returns 0; since revision 0003 that call
+also moves due delayed events, ``send_at``, in, so they need no job of their
+own and reach their consumers with the next tick); every ``maint_period`` it runs
 ``maint()`` (rotation step 1 and hooks) and every ``step2_period`` rotation
 step 2, each call in its own transaction.
 
