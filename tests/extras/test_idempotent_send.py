@@ -44,9 +44,7 @@ def test_event_carries_the_key_and_the_partition_key(sql: Sql) -> None:
 
 
 def test_jsonb_form_stores_canonical_json_and_dedups_with_the_text_form(sql: Sql) -> None:
-    event_id, deduped = sql.row(
-        """select * from pgque.send_idem('q', 't', '{"b": 1, "a": 22}'::jsonb, 'j')"""
-    )
+    event_id, deduped = sql.row("""select * from pgque.send_idem('q', 't', '{"b": 1, "a": 22}'::jsonb, 'j')""")
     assert deduped is False
     assert sql.one(f"select ev_data from pgque.event_{queue_id(sql, 'q')}") == '{"a": 22, "b": 1}'
     assert send_idem(sql, "j", "text now") == (event_id, True)
