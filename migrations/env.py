@@ -4,7 +4,8 @@ Used by :mod:`sa_pgque.migrate` (which passes a live connection in
 ``config.attributes["connection"]``) and by ``alembic`` run with an ini file
 that points ``script_location`` here. Online runs need a connection or a URL
 (``sqlalchemy.url``, or the ``SA_PGQUE_DSN`` / ``DATABASE_URL`` environment
-variables); offline runs (``--sql``) write the engine's SQL as a script.
+variables); offline runs (``--sql``) write the engine's SQL as a script and
+need no database.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ config = context.config
 version_table = config.get_main_option("version_table") or VERSION_TABLE
 
 
+def _configured_url() -> str | None:
+    return config.get_main_option("sqlalchemy.url") or os.environ.get("SA_PGQUE_DSN") or os.environ.get("DATABASE_URL")
+
+
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("SA_PGQUE_DSN") or os.environ.get("DATABASE_URL")
+    url = _configured_url()
     if not url:
         raise RuntimeError("sa_pgque migrations need a database: set sqlalchemy.url, SA_PGQUE_DSN or DATABASE_URL")
     return url
@@ -35,8 +40,11 @@ def _run(connection: Connection) -> None:
 
 
 def run_offline() -> None:
+    # A script needs only the dialect; a configured URL is used when there is one.
+    url = _configured_url()
     context.configure(
-        url=_url(),
+        url=url,
+        dialect_name=None if url else "postgresql",
         literal_binds=True,
         version_table=version_table,
         transactional_ddl=True,
