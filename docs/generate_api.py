@@ -21,6 +21,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
     ("sa_pgque.errors", "Errors", None),
     ("sa_pgque.functions", "SQL constructs (`func.pgque.*`)", None),
     ("sa_pgque.migrate", "Installing without an alembic.ini", None),
+    ("sa_pgque.alembic", "Alembic: operations, declared queues, autogenerate filters", None),
     ("sa_pgque.metrics", "Metrics for OpenTelemetry and Prometheus", None),
 ]
 
