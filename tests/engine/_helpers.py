@@ -28,14 +28,27 @@ def receive_ids(sql: Sql, queue: str, consumer: str) -> list[int]:
 
 
 def drain(sql: Sql, queue: str, consumer: str) -> list[tuple[Any, ...]]:
-    """Receive and ack every ready batch; return all rows received."""
+    """Receive and ack every ready batch (empty windows included); return all rows received."""
     rows: list[tuple[Any, ...]] = []
     while True:
         batch = receive(sql, queue, consumer, None)
-        if not batch:
+        if batch:
+            rows.extend(batch)
+            assert sql.one("select pgque.ack(%s)", batch[0][1]) == 1
+        elif not behind(sql, queue, consumer):
             return rows
-        rows.extend(batch)
-        assert sql.one("select pgque.ack(%s)", batch[0][1]) == 1
+
+
+def behind(sql: Sql, queue: str, consumer: str) -> bool:
+    """Whether the consumer's cursor is before the queue's latest tick."""
+    return bool(
+        sql.one(
+            "select c.last_tick < q.last_tick_id from pgque.get_consumer_info(%s, %s) c, pgque.get_queue_info(%s) q",
+            queue,
+            consumer,
+            queue,
+        )
+    )
 
 
 def queue_id(sql: Sql, queue: str) -> int:

@@ -324,3 +324,29 @@ def test_errors_leave_no_trace(sql: Sql) -> None:
         with pytest.raises(psycopg.Error):
             sql.exec(query)
     assert snapshot(sql) == before
+
+
+def test_tick_inside_the_producing_transaction_never_swallows_its_events(db: Database, sql: Sql) -> None:
+    """Another transaction finishing between the send and the tick must not make the event invisible."""
+    producer = db.connect(autocommit=False)
+    ev_id = producer.execute("select pgque.send('q', 'mine')").fetchone()[0]  # type: ignore[index]
+    sql.exec("select pgque.send('q', 'someone else')")  # a later transaction id, committed now
+    producer.execute("select pgque.force_next_tick('q')")
+    producer.execute("select pgque.ticker('q')")  # its snapshot is taken inside the producer
+    producer.commit()
+    tick(sql, "q")
+    delivered = [r[0] for r in drain(sql, "q", "c")]
+    assert sorted(delivered) == sorted([ev_id, ev_id + 1])
+    assert len(delivered) == len(set(delivered))
+
+
+def test_queue_created_subscribed_and_used_in_one_transaction(db: Database, sql: Sql) -> None:
+    setup = db.connect(autocommit=False)
+    setup.execute("select pgque.create_queue('fresh')")
+    setup.execute("select pgque.subscribe('fresh', 'c')")
+    ev_id = setup.execute("select pgque.send('fresh', 'x')").fetchone()[0]  # type: ignore[index]
+    sql.exec("select pgque.send('q', 'meanwhile')")  # another transaction finishes in between
+    setup.execute("select pgque.force_next_tick('fresh'), pgque.ticker('fresh')")
+    setup.commit()
+    tick(sql, "fresh")
+    assert [r[0] for r in drain(sql, "fresh", "c")] == [ev_id]

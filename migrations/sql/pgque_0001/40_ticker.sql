@@ -7,8 +7,13 @@
 
 -- ---------------------------------------------------------------------------
 -- pgque._write_tick(i_queue_id, i_queue_name, i_tick_id, i_event_seq, i_time) -> bigint
---   Insert one tick (snapshot = current) and NOTIFY its id on the queue's
---   channel. The notification is delivered when the transaction commits.
+--   Insert one tick and NOTIFY its id on the queue's channel (delivered when
+--   the transaction commits). The tick's snapshot is the current one, except
+--   that a transaction writing a tick after it inserted events (create_queue
+--   then send, or send then ticker, in one transaction) is listed as still
+--   running: a snapshot does not list its own transaction, and once another
+--   transaction has finished in between, its own id would otherwise pass for
+--   committed at this tick and its events would fall outside every batch.
 --   Tables: tick.
 -- ---------------------------------------------------------------------------
 create or replace function pgque._write_tick(
@@ -18,9 +23,20 @@ language plpgsql
 security definer
 set search_path = pgque, pg_catalog
 as $$
+declare
+    v_snapshot pg_snapshot := pg_current_snapshot();
+    v_own xid8 := pg_current_xact_id_if_assigned();
 begin
-    insert into pgque.tick (tick_queue, tick_id, tick_time, tick_event_seq)
-    values (i_queue_id, i_tick_id, i_time, i_event_seq);
+    if v_own is not null and v_own < pg_snapshot_xmax(v_snapshot) then
+        v_snapshot := format('%s:%s:%s',
+                             least(pg_snapshot_xmin(v_snapshot), v_own),
+                             pg_snapshot_xmax(v_snapshot),
+                             (select string_agg(x::text, ',' order by x)
+                                from (select pg_snapshot_xip(v_snapshot) as x union select v_own) running)
+                            )::pg_snapshot;
+    end if;
+    insert into pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
+    values (i_queue_id, i_tick_id, i_time, v_snapshot, i_event_seq);
     perform pg_notify('pgque_' || i_queue_name, i_tick_id::text);
     return i_tick_id;
 end;
