@@ -33,7 +33,7 @@ from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from sa_pgque import _demo, _dsn, _embedded, _ops, _peek, _status, _upgrade, api, migrate
+from sa_pgque import _demo, _dsn, _embedded, _ops, _peek, _status, _upgrade, api, metrics, migrate
 from sa_pgque._progress import Progress
 from sa_pgque._tables import clip, duration, table, to_json
 from sa_pgque.aio_consumer import AsyncConsumer
@@ -618,6 +618,24 @@ def _demo_database(ctx: Context) -> Iterator[tuple[str, str]]:
             server.stop()
 
 
+def cmd_metrics(ctx: Context) -> int:
+    engine = ctx.engine(poolclass=pool.QueuePool, pool_size=2)
+    try:
+        if ctx.args.serve is None:  # one scrape to stdout
+            sys.stdout.write(metrics.prometheus_text(engine))
+            return EXIT_OK
+        try:
+            server = metrics.serve(engine, ctx.args.serve, min_interval=ctx.args.min_interval)
+        except ValueError as error:  # a bad [HOST]:PORT
+            raise CliError(str(error), EXIT_USAGE) from error
+        ctx.note(f"serving metrics at {server.url}; stop with Ctrl-C or SIGTERM")
+        with _stopped_by_signals(server.stop):
+            server.wait()
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
 def cmd_demo(ctx: Context) -> int:
     if ctx.args.keep and not ctx.args.dsn:
         raise CliError("--keep needs --dsn (the embedded server is temporary)", EXIT_USAGE)
@@ -751,6 +769,16 @@ def build_parser() -> Parser:
     sub = command("purge", cmd_dlq_purge, "delete dead letters older than an age", dlq_commands)
     sub.add_argument("queue", metavar="QUEUE")
     sub.add_argument("--older-than", default="30 days", metavar="INTERVAL", help="default: 30 days; 0 purges all")
+
+    sub = command("metrics", cmd_metrics, "print the queue metrics in Prometheus format, or serve them over HTTP")
+    sub.add_argument("--serve", metavar="[HOST]:PORT", help="serve GET /metrics, e.g. :9187 or 127.0.0.1:9187")
+    sub.add_argument(
+        "--min-interval",
+        type=float,
+        default=metrics.DEFAULT_MIN_INTERVAL,
+        metavar="SECONDS",
+        help="reuse a scrape for this long (default: %(default)s)",
+    )
 
     sub = command("work", cmd_work, "run a Consumer or AsyncConsumer from your code (until SIGTERM/Ctrl-C)")
     sub.add_argument("target", metavar="MODULE:ATTR", help="a consumer instance, or a zero-argument factory of one")

@@ -611,3 +611,47 @@ def test_demo_keep_needs_a_dsn() -> None:
     result = cli("demo", "--keep")
     assert result.returncode == 2
     assert "--keep needs --dsn" in one_error_line(result)
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def test_metrics_prints_prometheus_text(dsn: str, engine: Engine, orders: str) -> None:
+    send(engine, orders, "a", "b")
+    result = cli("metrics", "--dsn", dsn)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("# TYPE ") for line in lines)
+    assert any('queue="orders"' in line and not line.startswith("#") for line in lines)
+
+
+def test_metrics_serve_answers_scrapes_and_stops_on_sigterm(dsn: str, orders: str) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = start("metrics", "--dsn", dsn, "--serve", f"127.0.0.1:{port}")
+    body: list[str] = []
+
+    def scraped() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                body.append(response.read().decode())
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(scraped, "the metrics endpoint")
+    finally:
+        code, _, stderr = stop(process)
+    assert code == 0, stderr
+    assert 'queue="orders"' in body[0]
+
+
+def test_metrics_serve_rejects_a_bad_address(dsn: str) -> None:
+    result = cli("metrics", "--dsn", dsn, "--serve", "nowhere:notaport")
+    assert result.returncode == 2
+    one_error_line(result)
