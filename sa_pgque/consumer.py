@@ -16,6 +16,11 @@ external services therefore see the messages before a failure twice; their
 database writes happen once.) Batches carrying retried messages, and every
 batch with ``savepoint_per_message=True``, go straight to the careful pass.
 
+With psycopg, ``receive`` (of a normal consumer) and ``ack`` run as prepared
+statements on the session's own connection, in its transaction, as
+``publish()`` does for ``send`` (SQLAlchemy's cursor events do not see
+those two); handler statements go through the session as usual.
+
 A cooperative consumer (``subconsumer=...``) takes its batch in a short
 transaction of its own, so sibling workers are not blocked while it works,
 and keeps its membership alive with a heartbeat; if the batch was taken over
@@ -24,12 +29,13 @@ meanwhile, the ack finds it gone and the work is rolled back.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import psycopg
 from sqlalchemy import Engine
@@ -58,6 +64,62 @@ Handler: TypeAlias = Callable[[Message, Session], object]
 """A message handler: called with the message and the batch's Session."""
 
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+_RECEIVE_SQL = (
+    "select msg_id, batch_id, type, payload, retry_count, created_at, extra1, extra2, extra3, extra4"
+    " from pgque.receive(%s::text, %s::text, %s::integer)"
+)
+_ACK_SQL = "select pgque.ack(%s::bigint)"
+
+_MESSAGE_FIELDS = (
+    "msg_id",
+    "batch_id",
+    "type",
+    "payload_text",
+    "retry_count",
+    "created_at",
+    "extra1",
+    "extra2",
+    "extra3",
+    "extra4",
+)
+_FILL_MESSAGE_DICT = (
+    tuple(f.name for f in dataclasses.fields(Message)) == _MESSAGE_FIELDS
+    and "__slots__" not in vars(Message)
+    and not hasattr(Message, "__post_init__")
+)
+
+
+def _messages(rows: list[tuple[Any, ...]]) -> list[Message]:
+    """Messages from ``pgque.message`` rows already typed by the driver (fields in order).
+
+    The frozen dataclass ``__init__`` stores each field through
+    ``object.__setattr__``, which for a 1,000-message page costs as much as
+    reading the page. A frozen dataclass keeps its fields in the instance
+    ``__dict__``, so filling that directly gives equal objects four times
+    faster; should ``Message`` change shape, the plain constructor is used.
+    """
+    if not _FILL_MESSAGE_DICT:
+        return [Message(*row) for row in rows]
+    new = object.__new__
+    messages = []
+    for row in rows:
+        message = new(Message)
+        fields = message.__dict__
+        (
+            fields["msg_id"],
+            fields["batch_id"],
+            fields["type"],
+            fields["payload_text"],
+            fields["retry_count"],
+            fields["created_at"],
+            fields["extra1"],
+            fields["extra2"],
+            fields["extra3"],
+            fields["extra4"],
+        ) = row
+        messages.append(message)
+    return messages
 
 
 class _RetryCarefully(Exception):
@@ -128,6 +190,7 @@ class Consumer:
         self.reconnect_delay = reconnect_delay
         self.handlers: Handlers[Handler] = Handlers()
         self.log = consumer_logger(queue, name, subconsumer)
+        self._on_psycopg = engine.dialect.driver == "psycopg"
         self._stop = threading.Event()
         self._waiter: Waiter | None = None
         self._subscribed = False
@@ -209,7 +272,7 @@ class Consumer:
         while True:
             try:
                 with self.sessions() as session, session.begin():
-                    first = api.receive(session, self.queue, self.name, self.page_size + 1)
+                    first = self._receive(session)
                     if not first:
                         return BatchOutcome()
                     careful = careful or _has_retries(first)
@@ -218,6 +281,48 @@ class Consumer:
                 careful = True
             except _BatchLost:
                 return BatchOutcome(first[0].batch_id)
+
+    def _receive(self, session: Session) -> list[Message]:
+        """``api.receive(session, queue, name, page_size + 1)``; see :meth:`_driver_execute`."""
+        if not self._on_psycopg:
+            return api.receive(session, self.queue, self.name, self.page_size + 1)
+        cursor = self._driver_execute(session, _RECEIVE_SQL, (self.queue, self.name, self.page_size + 1), binary=True)
+        return _messages(cursor.fetchall())
+
+    def _ack(self, session: Session, batch_id: int) -> int:
+        """``api.ack(session, batch_id)``; see :meth:`_driver_execute`."""
+        if not self._on_psycopg:
+            return api.ack(session, batch_id)
+        row = self._driver_execute(session, _ACK_SQL, (batch_id,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @staticmethod
+    def _driver_execute(
+        session: Session, sql: str, params: tuple[Any, ...], *, binary: bool = False
+    ) -> psycopg.Cursor[Any]:
+        """Run a prepared statement on the session's own psycopg connection, in its transaction.
+
+        The hot path of a batch (receive, ack), like ``publish()``'s send:
+        no SQLAlchemy statement is built, compiled or wrapped, and the rows
+        come from the driver in one call, in binary (no timestamp text to
+        parse). SQLAlchemy's cursor events do not see these two
+        statements. Errors are raised as on the SQLAlchemy path: engine
+        errors as :mod:`sa_pgque.errors` exceptions, others as SQLAlchemy
+        ``DBAPIError``; a connection that broke is invalidated first.
+        """
+        connection = session.connection()
+        raw = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+        try:
+            return raw.execute(sql, params, prepare=True, binary=binary)
+        except psycopg.Error as error:
+            broken = raw.broken
+            if broken:
+                connection.invalidate(error)
+            wrapped = DBAPIError.instance(sql, params, error, psycopg.Error, connection_invalidated=broken)
+            assert isinstance(wrapped, DBAPIError)
+            api.raise_translated(wrapped)
+            raise  # unreachable: raise_translated always raises
 
     def _run_cooperative(self) -> BatchOutcome:
         assert self.subconsumer is not None
@@ -249,39 +354,49 @@ class Consumer:
         batch_id = first[0].batch_id
         outcome = BatchOutcome(batch_id)
         if len(first) <= self.page_size:
-            for message in first:
-                self._handle(session, message, outcome, careful)
+            self._handle_all(session, first, outcome, careful)
         else:
             result = session.execute(
                 _ops.batch_events_statement(batch_id), execution_options={"yield_per": self.page_size}
             )
             with result:  # closes the server-side cursor, also when a handler failed
-                for row in result:
-                    self._handle(session, _ops.message_from_event(row, batch_id), outcome, careful)
+                messages = (_ops.message_from_event(row, batch_id) for row in result)
+                self._handle_all(session, messages, outcome, careful)
         try:
             session.flush()  # the handlers' pending writes fail here, not inside the ack
         except Exception as error:
             if careful or is_connection_error(error):
                 raise
             raise _RetryCarefully from error
-        if api.ack(session, batch_id) == 0:
+        if self._ack(session, batch_id) == 0:
             raise _BatchLost
         outcome.committed = True
         self.log.debug("batch %s: %s handled, %s retried", batch_id, len(outcome.handled), len(outcome.retried))
         return outcome
 
-    def _handle(self, session: Session, message: Message, outcome: BatchOutcome, careful: bool) -> None:
-        handler = self.handlers.for_message(message)
-        if handler is None:
-            self._unhandled(session, message, outcome)
+    def _handle_all(self, session: Session, messages: Iterable[Message], outcome: BatchOutcome, careful: bool) -> None:
+        if careful:
+            for message in messages:
+                self._handle_carefully(session, message, outcome)
             return
-        if not careful:
+        handler_for = self.handlers.for_message
+        handled = outcome.handled.append
+        for message in messages:  # the hot loop: no savepoint, lookups bound once
+            handler = handler_for(message)
+            if handler is None:
+                self._unhandled(session, message, outcome)
+                continue
             try:
                 handler(message, session)
             except Exception as error:
                 self.log.info("handler failed on message %s (%s); retrying the batch carefully", message.msg_id, error)
                 raise _RetryCarefully from error
-            outcome.handled.append(message.msg_id)
+            handled(message.msg_id)
+
+    def _handle_carefully(self, session: Session, message: Message, outcome: BatchOutcome) -> None:
+        handler = self.handlers.for_message(message)
+        if handler is None:
+            self._unhandled(session, message, outcome)
             return
         savepoint = session.begin_nested()
         try:

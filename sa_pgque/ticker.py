@@ -6,7 +6,8 @@ are due); every ``retry_period`` it moves due retries back into their queues
 also moves due delayed events, ``send_at``, in, so they need no job of their
 own and reach their consumers with the next tick); every ``maint_period`` it runs
 ``maint()`` (rotation step 1 and hooks) and every ``step2_period`` rotation
-step 2, each call in its own transaction.
+step 2, each call in its own transaction. A period runs from the end of one
+call to the start of the next, as in ``pgque.ticker_loop()``.
 
 Several tickers may run against one database (one per app instance, say):
 a session-level advisory lock elects one; the others stand by and take over
@@ -104,14 +105,24 @@ class Ticker:
                     connection.scalar(text("select pg_advisory_unlock(:key)"), {"key": self.lock_key})
 
     def _work(self, connection: Connection) -> None:
-        """Run each job when due; the connection autocommits, so every call is its own transaction."""
+        """Run each job when due; the connection autocommits, so every call is its own transaction.
+
+        A job is due ``period`` after its previous call *returned*. Counting
+        from the start instead would put consecutive ``ticker()`` calls exactly
+        ``tick_period`` apart on the client, and a queue whose
+        ``ticker_max_lag`` equals the period would then miss every tick whose
+        server-side start came a fraction of a millisecond early (the lag is
+        measured between the ticks' transaction starts): about one tick in
+        eight slipped to the next period. The call's own duration is the
+        margin that keeps such a queue ticking every period.
+        """
         due = [0.0] * len(self.jobs)
         while not self._stop.is_set():
             now = time.monotonic()
             for index, (job, period) in enumerate(self.jobs):
                 if now >= due[index]:
                     job(connection)
-                    due[index] = now + period
+                    due[index] = time.monotonic() + period
             self._stop.wait(max(0.0, min(due) - time.monotonic()))
 
     def _tick(self, connection: Connection) -> None:
