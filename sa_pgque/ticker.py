@@ -70,18 +70,22 @@ class Ticker:
         """Set while this runner holds the lock and works."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._connected = False
 
     def run_forever(self) -> None:
         """Tick and maintain until :meth:`stop`; reconnect after losing the database."""
         self._stop.clear()
         delay = 0.5
         while not self._stop.is_set():
+            self._connected = False
             try:
                 self._serve()
                 delay = 0.5
             except Exception as error:
                 if not is_connection_error(error):
                     raise
+                if self._connected:  # it had recovered: this is a new outage, back off from the start
+                    delay = 0.5
                 self.active.clear()
                 log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
                 self._stop.wait(delay)
@@ -89,6 +93,7 @@ class Ticker:
 
     def _serve(self) -> None:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            self._connected = True
             while not self._stop.is_set():
                 if connection.scalar(text("select pg_try_advisory_lock(:key)"), {"key": self.lock_key}):
                     break
