@@ -35,14 +35,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sa_pgque import _ops, api
+from sa_pgque import _driver, _ops, api
 from sa_pgque._wakeup import Waiter
 from sa_pgque.errors import BatchNotFound
 from sa_pgque.handlers import (
@@ -190,7 +190,7 @@ class Consumer:
         self.reconnect_delay = reconnect_delay
         self.handlers: Handlers[Handler] = Handlers()
         self.log = consumer_logger(queue, name, subconsumer)
-        self._on_psycopg = engine.dialect.driver == "psycopg"
+        self._on_psycopg = _driver.is_psycopg(engine)
         self._stop = threading.Event()
         self._waiter: Waiter | None = None
         self._subscribed = False
@@ -283,46 +283,21 @@ class Consumer:
                 return BatchOutcome(first[0].batch_id)
 
     def _receive(self, session: Session) -> list[Message]:
-        """``api.receive(session, queue, name, page_size + 1)``; see :meth:`_driver_execute`."""
+        """``api.receive(session, queue, name, page_size + 1)``, on the fast path (:mod:`sa_pgque._driver`)."""
         if not self._on_psycopg:
             return api.receive(session, self.queue, self.name, self.page_size + 1)
-        cursor = self._driver_execute(session, _RECEIVE_SQL, (self.queue, self.name, self.page_size + 1), binary=True)
+        cursor = _driver.execute(
+            session.connection(), _RECEIVE_SQL, (self.queue, self.name, self.page_size + 1), binary=True
+        )
         return _messages(cursor.fetchall())
 
     def _ack(self, session: Session, batch_id: int) -> int:
-        """``api.ack(session, batch_id)``; see :meth:`_driver_execute`."""
+        """``api.ack(session, batch_id)``, on the fast path (:mod:`sa_pgque._driver`)."""
         if not self._on_psycopg:
             return api.ack(session, batch_id)
-        row = self._driver_execute(session, _ACK_SQL, (batch_id,)).fetchone()
+        row = _driver.execute(session.connection(), _ACK_SQL, (batch_id,)).fetchone()
         assert row is not None
         return int(row[0])
-
-    @staticmethod
-    def _driver_execute(
-        session: Session, sql: str, params: tuple[Any, ...], *, binary: bool = False
-    ) -> psycopg.Cursor[Any]:
-        """Run a prepared statement on the session's own psycopg connection, in its transaction.
-
-        The hot path of a batch (receive, ack), like ``publish()``'s send:
-        no SQLAlchemy statement is built, compiled or wrapped, and the rows
-        come from the driver in one call, in binary (no timestamp text to
-        parse). SQLAlchemy's cursor events do not see these two
-        statements. Errors are raised as on the SQLAlchemy path: engine
-        errors as :mod:`sa_pgque.errors` exceptions, others as SQLAlchemy
-        ``DBAPIError``; a connection that broke is invalidated first.
-        """
-        connection = session.connection()
-        raw = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
-        try:
-            return raw.execute(sql, params, prepare=True, binary=binary)
-        except psycopg.Error as error:
-            broken = raw.broken
-            if broken:
-                connection.invalidate(error)
-            wrapped = DBAPIError.instance(sql, params, error, psycopg.Error, connection_invalidated=broken)
-            assert isinstance(wrapped, DBAPIError)
-            api.raise_translated(wrapped)
-            raise  # unreachable: raise_translated always raises
 
     def _run_cooperative(self) -> BatchOutcome:
         assert self.subconsumer is not None

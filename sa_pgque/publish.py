@@ -38,15 +38,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal, overload
 
-import psycopg
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from sa_pgque import _ops, aio, api
+from sa_pgque import _driver, _ops, aio, api
 from sa_pgque._ops import DEFAULT_DEDUPE_TTL, Seconds, interval
-from sa_pgque.errors import EngineStateError, translate
+from sa_pgque.errors import EngineStateError
 from sa_pgque.types import Payload, encode_payload
 
 _BUFFER_KEY = "sa_pgque.buffer"
@@ -295,14 +294,9 @@ def _connection(bind: api.Bind) -> Connection:
 
 def _send_now(bind: api.Bind, queue: str, payload: Payload, type: str | None, options: _Options) -> int:
     connection = _connection(bind)
-    if connection.dialect.driver != "psycopg":
+    if not _driver.is_psycopg(connection):
         return api.run(bind, _op(queue, payload, type, options))
-    sql, params = _statement(queue, payload, type, options)
-    raw: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-    try:
-        row = raw.execute(sql, params).fetchone()
-    except psycopg.Error as error:
-        raise translate(error) from error
+    row = _driver.execute(connection, *_statement(queue, payload, type, options)).fetchone()
     assert row is not None
     return _event_id(row[0])
 
@@ -313,15 +307,10 @@ async def _send_now_async(
     connection = bind if isinstance(bind, AsyncConnection) else await bind.connection()
     if not connection.in_transaction():
         await connection.begin()
-    if connection.dialect.driver != "psycopg":
+    if not _driver.is_psycopg(connection):
         return await aio.run(bind, _op(queue, payload, type, options))
-    sql, params = _statement(queue, payload, type, options)
-    raw: psycopg.AsyncConnection[Any] = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
-    try:
-        cursor = await raw.execute(sql, params)
-        row = await cursor.fetchone()
-    except psycopg.Error as error:
-        raise translate(error) from error
+    cursor = await _driver.execute_async(connection, *_statement(queue, payload, type, options))
+    row = await cursor.fetchone()
     assert row is not None
     return _event_id(row[0])
 
