@@ -156,22 +156,18 @@ declare
     c_inline_max constant integer := 64;
     c_group_size constant integer := 64;
     v_ids integer[];
-    v_code text[];
     v_n integer;
     v_groups integer[];
     v_group integer;
     v_keys integer[];
     v_leaves text[];
-    v_tree text := '';
+    v_tree text;
     v_proc regprocedure;
 begin
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgque._build_insert_event'));
 
-    select coalesce(pg_catalog.array_agg(s.queue_id order by s.queue_id), '{}'),
-           coalesce(pg_catalog.array_agg(pgque._insert_event_code(s.queue_id, s.queue_event_seq, s.name[1],
-                                                                  s.name[2], s.queue_ntables)
-                                         order by s.queue_id), '{}')
-      into v_ids, v_code
+    select coalesce(pg_catalog.array_agg(s.queue_id order by s.queue_id), '{}')
+      into v_ids
       from (select q.queue_id, q.queue_event_seq, q.queue_ntables,
                    pg_catalog.parse_ident(q.queue_data_pfx) as name
               from pgque.queue q) s
@@ -185,9 +181,7 @@ begin
 
     if v_n <= c_inline_max then
         v_groups := '{}';
-        if v_n > 0 then
-            v_tree := pgque._insert_event_tree(v_ids, v_code, 1, v_n);
-        end if;
+        v_tree := pgque._insert_event_block(v_ids);
     else
         select pg_catalog.array_agg(distinct (i - 1) / c_group_size order by (i - 1) / c_group_size)
           into v_groups
@@ -198,10 +192,9 @@ begin
                       and pg_catalog.to_regprocedure(pg_catalog.format(
                               'pgque._insert_event_g%s(integer, integer, text, text, text, text, text, text)',
                               v_group)) is not null;
-            select pg_catalog.array_agg(u.id order by u.id), pg_catalog.array_agg(u.code order by u.id)
-              into v_keys, v_leaves
-              from unnest(v_ids, v_code) as u(id, code)
-             where (u.id - 1) / c_group_size = v_group;
+            select pg_catalog.array_agg(i order by i) into v_keys
+              from pg_catalog.unnest(v_ids) i
+             where (i - 1) / c_group_size = v_group;
             execute pg_catalog.format(
                 $create$create or replace function pgque.%I(
     v_queue_id integer, v_cur_table integer, ev_type text, ev_data text,
@@ -214,7 +207,7 @@ as %L$create$,
                 || (v_group * c_group_size + 1) || ' to ' || (v_group * c_group_size + c_group_size)
                 || E'; see 30_publish.sql. Do not edit.\n'
                 || E'declare\n    v_id bigint;\nbegin\n'
-                || pgque._insert_event_tree(v_keys, v_leaves, 1, pg_catalog.cardinality(v_keys))
+                || pgque._insert_event_block(v_keys)
                 || E'return null;\nend;\n');
             execute pg_catalog.format('revoke all on function pgque.%I(integer, integer, text, text, text, text, text, text) from public',
                                       '_insert_event_g' || v_group);
@@ -415,6 +408,31 @@ $$;
 CREATE FUNCTION pgque._has_pg_cron() RETURNS boolean
     LANGUAGE sql STABLE
     AS $$ select exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') $$;
+
+
+--
+-- Name: _insert_event_block(integer[]); Type: FUNCTION; Schema: pgque; Owner: -
+--
+
+CREATE FUNCTION pgque._insert_event_block(i_ids integer[]) RETURNS text
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+    v_leaves text[];
+begin
+    if pg_catalog.cardinality(i_ids) = 0 then
+        return '';
+    end if;
+    select pg_catalog.array_agg(pgque._insert_event_code(s.queue_id, s.queue_event_seq, s.name[1], s.name[2],
+                                                         s.queue_ntables) order by s.queue_id)
+      into v_leaves
+      from (select q.queue_id, q.queue_event_seq, q.queue_ntables,
+                   pg_catalog.parse_ident(q.queue_data_pfx) as name
+              from pgque.queue q
+             where q.queue_id = any (i_ids)) s;
+    return pgque._insert_event_tree(i_ids, v_leaves, 1, pg_catalog.cardinality(i_ids));
+end;
+$$;
 
 
 --
@@ -4906,6 +4924,13 @@ GRANT ALL ON FUNCTION pgque._grant_perms_from(src_schema text, src_table text, d
 --
 
 REVOKE ALL ON FUNCTION pgque._has_pg_cron() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _insert_event_block(i_ids integer[]); Type: ACL; Schema: pgque; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pgque._insert_event_block(i_ids integer[]) FROM PUBLIC;
 
 
 --

@@ -11,7 +11,12 @@
 --   autovacuum), the grants, and tick 1 (which also NOTIFYs).
 --   Returns 1 when created, 0 when the queue already exists.
 --   Concurrent calls for one name are serialized, so both return cleanly.
---   Calls: grant_perms, tune_storage, ticker.  Tables: queue (+ new ones).
+--   Regenerates insert_event (its static INSERTs cover every queue); the
+--   advisory lock that guards that regeneration is taken first and held to
+--   the end of the transaction, so creating and dropping queues are
+--   serialized database-wide.
+--   Calls: grant_perms, tune_storage, ticker, _build_insert_event.
+--   Tables: queue (+ new ones).
 -- ---------------------------------------------------------------------------
 create or replace function pgque.create_queue(i_queue_name text)
 returns integer
@@ -34,6 +39,7 @@ begin
             using errcode = 'PQ010';
     end if;
 
+    perform pg_advisory_xact_lock(hashtext('pgque._build_insert_event'));
     perform pg_advisory_xact_lock(hashtext('pgque.create_queue'), hashtext(i_queue_name));
     if exists (select 1 from pgque.queue where queue_name = i_queue_name) then
         return 0;
@@ -59,6 +65,7 @@ begin
     perform pgque.grant_perms(i_queue_name);
     perform pgque.tune_storage(i_queue_name);
     perform pgque.ticker(i_queue_name);
+    perform pgque._build_insert_event(v_queue_id);
     return 1;
 end;
 $$;
@@ -68,8 +75,10 @@ $$;
 --   Drop a queue with its event tables, sequences, ticks and dead letters.
 --   Without force, subscribers make it fail; with force they are
 --   unregistered first (a cooperative group with members still fails: the
---   members must be removed first). Returns 1.
---   Calls: get_consumer_info, unregister_consumer.
+--   members must be removed first). Returns 1. Regenerates insert_event
+--   without the queue, under the same advisory lock as create_queue (taken
+--   first, held to the end of the transaction).
+--   Calls: get_consumer_info, unregister_consumer, _build_insert_event.
 --   Tables: queue, subscription, tick, dead_letter (cascade), event tables.
 -- ---------------------------------------------------------------------------
 create or replace function pgque.drop_queue(x_queue_name text, x_force boolean)
@@ -83,6 +92,7 @@ declare
     v_consumer text;
     v_part integer;
 begin
+    perform pg_advisory_xact_lock(hashtext('pgque._build_insert_event'));
     select * into v_queue from pgque.queue where queue_name = x_queue_name for update;
     if not found then
         raise exception 'No such event queue' using errcode = 'PQ001';
@@ -106,6 +116,7 @@ begin
     execute format('drop sequence %s', v_queue.queue_event_seq);
     execute format('drop sequence %s', v_queue.queue_tick_seq);
     delete from pgque.queue where queue_id = v_queue.queue_id;
+    perform pgque._build_insert_event(v_queue.queue_id);
     return 1;
 end;
 $$;
