@@ -25,6 +25,9 @@ CATALOG_FILE = "catalog.json"
 PER_QUEUE = re.compile(r"^event_\d+(_\d+)?$")
 """Names of the per-queue event tables (parent and children)."""
 
+GENERATED_ROUTINE = re.compile(r"^(pgque\.)?_insert_event_g\d+\(")
+"""Routines generated per group of queues by ``create_queue`` (data, like the event tables)."""
+
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "view", "c": "type"}
 
 _RELATIONS = text(
@@ -65,14 +68,15 @@ class Shape:
 
 
 def read_shape(connection: Connection) -> Shape:
-    """The shape of schema ``pgque`` in the connected database, per-queue tables left out."""
+    """The shape of schema ``pgque`` in the connected database; per-queue tables and routines left out."""
     found: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     for name, kind, column, type_ in connection.execute(_RELATIONS):
         if PER_QUEUE.match(name):
             continue
         found.setdefault(name, (_KINDS[kind], []))[1].append((column, type_))
     relations = {name: Relation(kind, tuple(columns)) for name, (kind, columns) in found.items()}
-    return Shape(relations, frozenset(connection.execute(_ROUTINES).scalars()))
+    routines = frozenset(r for r in connection.execute(_ROUTINES).scalars() if not GENERATED_ROUTINE.match(r))
+    return Shape(relations, routines)
 
 
 def render_shapes(shapes: Mapping[str, Shape]) -> str:

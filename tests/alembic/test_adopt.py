@@ -148,3 +148,17 @@ def test_nothing_to_adopt(empty_db: Database) -> None:
     with pytest.raises(migrate.IncompatibleSchema, match="nothing to adopt"):
         migrate.adopt(empty_db.engine())
     assert not has_version_table(empty_db)
+
+
+def test_per_queue_generated_routines_are_not_part_of_the_shape(db: Database) -> None:
+    """Past 64 queues, create_queue generates insert routines per group of queues: data, not shape."""
+    from sa_pgque._catalog import read_shape
+
+    sql = db.sql()
+    with db.engine().connect() as connection:
+        before = read_shape(connection)
+    for i in range(65):
+        sql.exec("select pgque.create_queue(%s)", f"q{i}")
+    assert sql.one("select count(*) from pg_proc where proname like '\\_insert\\_event\\_g%'") > 0
+    with db.engine().connect() as connection:
+        assert read_shape(connection) == before
