@@ -85,8 +85,7 @@ def routines(pg_server: Server, engine_template: str) -> Iterator[dict[tuple[str
 def fn_id(fn: Fn) -> str:
     """``name(input types)``, e.g. ``send(text,jsonb)``."""
     types = [
-        arg.split(" ", 1)[1].split(" DEFAULT ")[0]
-        for arg in fn.args.split(", ") if arg and not arg.startswith("OUT ")
+        arg.split(" ", 1)[1].split(" DEFAULT ")[0] for arg in fn.args.split(", ") if arg and not arg.startswith("OUT ")
     ]
     return f"{fn.name}({','.join(types)})"
 
@@ -131,8 +130,7 @@ def test_no_unexpected_public_function(routines: dict[tuple[str, str], Routine])
     """Every routine whose name does not start with ``_`` is one of the spec's."""
     spec = {fn.key for fn in SPEC_FUNCTIONS}
     unexpected = sorted(
-        f"{name}({args})" for (name, args) in routines if not name.startswith("_")
-        and (name, args) not in spec
+        f"{name}({args})" for (name, args) in routines if not name.startswith("_") and (name, args) not in spec
     )
     assert unexpected == []
 
@@ -142,7 +140,8 @@ def test_every_security_definer_routine_pins_search_path(
 ) -> None:
     """5.4, including internal ``_`` helpers."""
     bad = sorted(
-        f"{r.name}({r.identity}) -> {r.config}" for r in routines.values()
+        f"{r.name}({r.identity}) -> {r.config}"
+        for r in routines.values()
         if r.secdef and r.config != PINNED_SEARCH_PATH
     )
     assert bad == []
@@ -187,19 +186,19 @@ def assert_columns(sql: Sql, table: str, expected: tuple[Column, ...]) -> None:
         if want == CURRENT_TXID:
             assert default is not None, f"{table}.{name} has no default"
             with sql.transaction():
-                value, txid = sql.row(
-                    f"select {default}, pg_current_xact_id()::text::bigint"
-                )
+                value, txid = sql.row(f"select {default}, pg_current_xact_id()::text::bigint")
             assert value == txid, f"{table}.{name} default is not the current txid"
         else:
             assert default == want, f"default of {table}.{name}"
 
 
 def test_tables_are_exactly_the_spec_tables(sql: Sql) -> None:
-    tables = set(sql.col(
-        "select relname from pg_class where relnamespace = 'pgque'::regnamespace"
-        " and relkind in ('r', 'p', 'v', 'm', 'f')"
-    ))
+    tables = set(
+        sql.col(
+            "select relname from pg_class where relnamespace = 'pgque'::regnamespace"
+            " and relkind in ('r', 'p', 'v', 'm', 'f')"
+        )
+    )
     engine_tables = {t for t in tables if not PER_QUEUE.match(t)} - set(LATER_TABLES)
     assert engine_tables == set(TABLE_COLUMNS)
 
@@ -271,9 +270,7 @@ def test_table_indexes(sql: Sql, table: str) -> None:
 
 
 def test_dead_letter_dedup_is_a_unique_index_not_a_constraint(sql: Sql) -> None:
-    assert sql.one(
-        "select count(*) from pg_constraint where conname = 'dl_queue_consumer_ev_idx'"
-    ) == 0
+    assert sql.one("select count(*) from pg_constraint where conname = 'dl_queue_consumer_ev_idx'") == 0
 
 
 def _violates(sql: Sql, statement: str) -> str | None:
@@ -294,9 +291,7 @@ class _Rollback(Exception):
 
 def test_config_checks(sql: Sql) -> None:
     """4.8: singleton, scheduler and tick period checks, by name."""
-    assert sql.rows("select singleton, scheduler, tick_period_ms from pgque.config") == [
-        (True, None, 100)
-    ]
+    assert sql.rows("select singleton, scheduler, tick_period_ms from pgque.config") == [(True, None, 100)]
     upd = "update pgque.config set "
     assert _violates(sql, upd + "singleton = false") == "config_singleton_check"
     assert _violates(sql, upd + "scheduler = 'cron'") == "config_scheduler_check"
@@ -352,10 +347,13 @@ def test_message_type(sql: Sql) -> None:
         """
     ) == list(MESSAGE_FIELDS)
     assert sql.one("select typtype::text from pg_type where oid = 'pgque.message'::regtype") == "c"
-    assert sql.one(
-        "select relkind::text from pg_class where oid ="
-        " (select typrelid from pg_type where oid = 'pgque.message'::regtype)"
-    ) == "c"
+    assert (
+        sql.one(
+            "select relkind::text from pg_class where oid ="
+            " (select typrelid from pg_type where oid = 'pgque.message'::regtype)"
+        )
+        == "c"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -366,8 +364,7 @@ def test_message_type(sql: Sql) -> None:
 def reloptions(sql: Sql, rel: str, toast: bool = False) -> dict[str, str]:
     column = "t.reloptions" if toast else "c.reloptions"
     opts = sql.one(
-        f"select {column} from pg_class c left join pg_class t on t.oid = c.reltoastrelid"
-        " where c.oid = %s::regclass",
+        f"select {column} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = %s::regclass",
         rel,
     )
     parsed: dict[str, str] = {}
@@ -391,23 +388,19 @@ def test_per_queue_objects(sql: Sql) -> None:
     ) == (parent, f"{parent}_id_seq", f"{parent}_tick_seq", 3, 0)
 
     # inheritance: template <- parent <- three children
-    assert sql.col(
-        "select inhparent::regclass::text from pg_inherits where inhrelid = %s::regclass", parent
-    ) == ["pgque.event_template"]
-    assert sorted(sql.col(
-        "select inhrelid::regclass::text from pg_inherits where inhparent = %s::regclass", parent
-    )) == children
+    assert sql.col("select inhparent::regclass::text from pg_inherits where inhrelid = %s::regclass", parent) == [
+        "pgque.event_template"
+    ]
+    assert (
+        sorted(sql.col("select inhrelid::regclass::text from pg_inherits where inhparent = %s::regclass", parent))
+        == children
+    )
 
     # columns: the template's, ev_id default only on the children
-    no_default = tuple(
-        (c[0], c[1], c[2], c[3] if c[0] != "ev_id" else None) for c in EVENT_TEMPLATE_COLUMNS
-    )
+    no_default = tuple((c[0], c[1], c[2], c[3] if c[0] != "ev_id" else None) for c in EVENT_TEMPLATE_COLUMNS)
     assert_columns(sql, parent, no_default)
     id_default = f"nextval('{parent}_id_seq'::regclass)"
-    with_default = tuple(
-        (c[0], c[1], c[2], id_default if c[0] == "ev_id" else c[3])
-        for c in EVENT_TEMPLATE_COLUMNS
-    )
+    with_default = tuple((c[0], c[1], c[2], id_default if c[0] == "ev_id" else c[3]) for c in EVENT_TEMPLATE_COLUMNS)
     for child in children:
         assert_columns(sql, child, with_default)
 
@@ -416,8 +409,7 @@ def test_per_queue_objects(sql: Sql) -> None:
         assert constraints(sql, rel) == {}, rel
     assert indexes(sql, parent) == {}
     for child in children:
-        assert indexes(sql, child) == {f"{child.removeprefix('pgque.')}_txid_idx": (("ev_txid",),
-                                                                                  False)}
+        assert indexes(sql, child) == {f"{child.removeprefix('pgque.')}_txid_idx": (("ev_txid",), False)}
 
     # storage options on the children only (toast included)
     assert reloptions(sql, parent) == {}
@@ -428,30 +420,38 @@ def test_per_queue_objects(sql: Sql) -> None:
     # two bigint sequences, not owned by any column
     for seq in (f"{parent}_id_seq", f"{parent}_tick_seq"):
         assert sql.row(
-            "select format_type(seqtypid, null), seqstart, seqincrement from pg_sequence"
-            " where seqrelid = %s::regclass",
+            "select format_type(seqtypid, null), seqstart, seqincrement from pg_sequence where seqrelid = %s::regclass",
             seq,
         ) == ("bigint", 1, 1)
-        assert sql.one(
-            "select count(*) from pg_depend where classid = 'pg_class'::regclass"
-            " and objid = %s::regclass and deptype in ('a', 'i')",
-            seq,
-        ) == 0, f"{seq} is owned by a column"
+        assert (
+            sql.one(
+                "select count(*) from pg_depend where classid = 'pg_class'::regclass"
+                " and objid = %s::regclass and deptype in ('a', 'i')",
+                seq,
+            )
+            == 0
+        ), f"{seq} is owned by a column"
 
     # the creation tick
     assert sql.col("select tick_id from pgque.tick where tick_queue = %s", n) == [1]
 
     # nothing else was created for the queue
-    per_queue = sorted(sql.col(
-        "select relname from pg_class where relnamespace = 'pgque'::regnamespace"
-        " and relname like %s",
-        f"event\\_{n}%",
-    ))
+    per_queue = sorted(
+        sql.col(
+            "select relname from pg_class where relnamespace = 'pgque'::regnamespace and relname like %s",
+            f"event\\_{n}%",
+        )
+    )
     base = f"event_{n}"
-    assert per_queue == sorted([
-        base, f"{base}_id_seq", f"{base}_tick_seq",
-        *(f"{base}_{k}" for k in range(3)), *(f"{base}_{k}_txid_idx" for k in range(3)),
-    ])
+    assert per_queue == sorted(
+        [
+            base,
+            f"{base}_id_seq",
+            f"{base}_tick_seq",
+            *(f"{base}_{k}" for k in range(3)),
+            *(f"{base}_{k}_txid_idx" for k in range(3)),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -465,8 +465,7 @@ def _state(sql: Sql, queue_ids: list[int]) -> dict[str, Any]:
         for table in ("queue", "consumer", "subscription", "retry_queue", "dead_letter", "config")
     }
     state["tick"] = sql.rows(
-        "select tick_queue, tick_id, tick_time, tick_snapshot::text, tick_event_seq"
-        " from pgque.tick order by 1, 2"
+        "select tick_queue, tick_id, tick_time, tick_snapshot::text, tick_event_seq from pgque.tick order by 1, 2"
     )
     for n in queue_ids:
         state[f"event_{n}"] = sql.rows(
@@ -495,8 +494,9 @@ def _acl_state(sql: Sql) -> dict[str, Any]:
             " array(select a::text from unnest(relacl) a order by 1) from pg_class"
             " where relnamespace = 'pgque'::regnamespace order by 1"
         ),
-        "schema": sql.one("select array(select a::text from unnest(nspacl) a order by 1)"
-                          " from pg_namespace where nspname = 'pgque'"),
+        "schema": sql.one(
+            "select array(select a::text from unnest(nspacl) a order by 1) from pg_namespace where nspname = 'pgque'"
+        ),
         "memberships": sql.rows(
             "select r.rolname, m.rolname from pg_auth_members am"
             " join pg_roles r on r.oid = am.roleid join pg_roles m on m.oid = am.member"
@@ -533,8 +533,7 @@ def test_installing_twice_keeps_data_and_keeps_working(db: Database, sql: Sql) -
     assert [r[0] for r in rows] == [first]
     batch_c = rows[0][1]
     sql.exec(
-        "select pgque.nack(%s, (select m from pgque.receive('q', 'c', 10) m limit 1),"
-        " '0 seconds', 'kept')",
+        "select pgque.nack(%s, (select m from pgque.receive('q', 'c', 10) m limit 1), '0 seconds', 'kept')",
         batch_c,
     )
     assert sql.one("select pgque.ack(%s)", batch_c) == 1
@@ -563,11 +562,9 @@ def test_installing_twice_keeps_data_and_keeps_working(db: Database, sql: Sql) -
     assert sql.one("select pgque.ticker('q')") is not None
     got = sql.rows("select msg_id, payload, retry_count from pgque.receive('q', 'c', 100)")
     assert [r[0] for r in got] == [*pending, new]
-    assert sql.one("select pgque.ack(%s)",
-                   sql.one("select batch_id from pgque.receive('q', 'c', 1)")) == 1
+    assert sql.one("select pgque.ack(%s)", sql.one("select batch_id from pgque.receive('q', 'c', 1)")) == 1
     got2 = sql.rows("select msg_id, retry_count from pgque.receive('q', 'c2', 100)")
-    assert sorted(got2, key=lambda r: r[0]) == [(first, 1), *((p, None) for p in pending),
-                                                (new, None)]
+    assert sorted(got2, key=lambda r: r[0]) == [(first, 1), *((p, None) for p in pending), (new, None)]
     dl_id = sql.one("select dl_id from pgque.dead_letter")
     assert sql.one("select dl_reason from pgque.dead_letter") == "kept"
     assert sql.one("select pgque.dlq_replay(%s)", dl_id) > new

@@ -66,9 +66,7 @@ def tick(ticker: Any, queue: str) -> int:
 # ---------------------------------------------------------------------------
 
 
-def test_send_tick_receive_in_one_transaction_then_exactly_once(
-    client: Any, queue: str
-) -> None:
+def test_send_tick_receive_in_one_transaction_then_exactly_once(client: Any, queue: str) -> None:
     """3.1 / 9.1: send + tick + receive in one transaction -> 0 rows; delivered later, once."""
     assert client.subscribe(queue, "c") == 1
     client.conn.commit()
@@ -155,8 +153,11 @@ def test_ticker_helpers(sql: Sql, auto: Any, queue: str) -> None:
     assert auto.force_next_tick(queue) == 2
     assert auto.force_tick("second") == 1
     assert auto.ticker_all() == 2
-    assert sql.col("select tick_id from pgque.tick t join pgque.queue q on q.queue_id ="
-                   " t.tick_queue where q.queue_name = %s order by 1", queue) == [1, 2, 3]
+    assert sql.col(
+        "select tick_id from pgque.tick t join pgque.queue q on q.queue_id ="
+        " t.tick_queue where q.queue_name = %s order by 1",
+        queue,
+    ) == [1, 2, 3]
 
 
 # ---------------------------------------------------------------------------
@@ -187,8 +188,9 @@ def test_receive_for_unknown_consumer_raises_consumer_not_found(client: Any, que
 
 
 def test_nack_with_unknown_batch_raises_batch_not_found(client: Any, queue: str) -> None:
-    msg = pgque.Message(msg_id=1, batch_id=987654321, type="t", payload="{}",
-                        retry_count=None, created_at=datetime.now(timezone.utc))
+    msg = pgque.Message(
+        msg_id=1, batch_id=987654321, type="t", payload="{}", retry_count=None, created_at=datetime.now(timezone.utc)
+    )
     with pytest.raises(pgque.PgqueBatchNotFound, match="batch not found: 987654321"):
         client.nack(987654321, msg)
     client.conn.rollback()
@@ -204,9 +206,7 @@ def test_ack_of_unknown_batch_returns_0(client: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_nack_then_redelivery_with_retry_count_1(
-    sql: Sql, client: Any, auto: Any, queue: str
-) -> None:
+def test_nack_then_redelivery_with_retry_count_1(sql: Sql, client: Any, auto: Any, queue: str) -> None:
     client.subscribe(queue, "c")
     client.subscribe(queue, "other")
     ev_id = client.send(queue, {"n": 1}, type="job")
@@ -235,9 +235,7 @@ def test_nack_then_redelivery_with_retry_count_1(
     client.conn.commit()
 
 
-def test_nack_retry_after_is_sent_as_seconds_and_rounded(
-    client: Any, auto: Any, queue: str
-) -> None:
+def test_nack_retry_after_is_sent_as_seconds_and_rounded(client: Any, auto: Any, queue: str) -> None:
     """9.1: pgque-py sends '<n> seconds'; 6.2: whole seconds, half away from zero."""
     client.subscribe(queue, "c")
     ids = client.send_batch(queue, "t", [{"i": i} for i in range(3)])
@@ -248,17 +246,14 @@ def test_nack_retry_after_is_sent_as_seconds_and_rounded(
     client.nack(msgs[0].batch_id, msgs[1], retry_after=1.5)
     client.nack(msgs[0].batch_id, msgs[2], retry_after=2.4)
     delays = client.conn.execute(
-        "select ev_id, extract(epoch from ev_retry_after - now())::int"
-        " from pgque.retry_queue order by ev_id"
+        "select ev_id, extract(epoch from ev_retry_after - now())::int from pgque.retry_queue order by ev_id"
     ).fetchall()
     assert delays == [(ids[0], 60), (ids[1], 2), (ids[2], 2)]
     client.ack(msgs[0].batch_id)
     client.conn.commit()
 
 
-def test_max_retries_zero_one_nack_lands_in_dead_letter(
-    sql: Sql, client: Any, auto: Any, queue: str
-) -> None:
+def test_max_retries_zero_one_nack_lands_in_dead_letter(sql: Sql, client: Any, auto: Any, queue: str) -> None:
     sql.exec("update pgque.queue set queue_max_retries = 0 where queue_name = %s", queue)
     client.subscribe(queue, "c")
     ev_id = client.send(queue, {"bad": True}, type="job")
@@ -270,9 +265,9 @@ def test_max_retries_zero_one_nack_lands_in_dead_letter(
     assert client.ack(msgs[0].batch_id) == 1
     client.conn.commit()
     qid = sql.one("select queue_id from pgque.queue where queue_name = %s", queue)
-    assert sql.rows(
-        "select dl_queue_id, ev_id, dl_reason, ev_type, ev_data, ev_retry from pgque.dead_letter"
-    ) == [(qid, ev_id, "boom", "job", '{"bad": true}', None)]
+    assert sql.rows("select dl_queue_id, ev_id, dl_reason, ev_type, ev_data, ev_retry from pgque.dead_letter") == [
+        (qid, ev_id, "boom", "job", '{"bad": true}', None)
+    ]
     assert sql.one("select count(*) from pgque.retry_queue") == 0
 
 
@@ -345,8 +340,9 @@ def test_consumer_processes_events_sent_after_it_started(
     seen: list[tuple[int, str, Any]] = []
     lock = threading.Lock()
     app = f"sa_pgque_consumer_{uuid.uuid4().hex[:12]}"
-    consumer = pgque.Consumer(make_conninfo(db.conninfo, application_name=app), queue=queue,
-                              name="worker", poll_interval=60)
+    consumer = pgque.Consumer(
+        make_conninfo(db.conninfo, application_name=app), queue=queue, name="worker", poll_interval=60
+    )
 
     def record(msg: Any) -> None:
         with lock:
@@ -360,11 +356,14 @@ def test_consumer_processes_events_sent_after_it_started(
 
     def polled_since(since: datetime) -> Callable[[], bool]:
         """The consumer has finished a poll after ``since`` and waits for NOTIFY."""
+
         def check() -> bool:
             return sql.rows(
-                "select state, query from pg_stat_activity"
-                " where application_name = %s and state_change > %s", app, since
+                "select state, query from pg_stat_activity where application_name = %s and state_change > %s",
+                app,
+                since,
             ) == [("idle", "COMMIT")]
+
         return check
 
     wait_for(polled_since(started), "the consumer's first poll", lambda: None)
@@ -386,8 +385,7 @@ def test_consumer_processes_events_sent_after_it_started(
             (ids[2], "order.created", '{"n": 2}'),
             (ids[3], "other", '{"n": 3}'),
         ]
-    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None,
-             "the batch to be acked", lambda: None)
+    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None, "the batch to be acked", lambda: None)
     last_tick = sql.one("select clock_timestamp()")
     tick(auto, queue)
     wait_for(polled_since(last_tick), "the consumer to poll the empty window", lambda: None)
@@ -411,17 +409,13 @@ def test_consumer_nacks_unhandled_type_into_retry_queue(
     qid = sql.one("select queue_id from pgque.queue where queue_name = %s", queue)
 
     def parked() -> bool:
-        return bool(sql.rows(
-            "select 1 from pgque.retry_queue where ev_queue = %s and ev_id = %s", qid, unknown))
+        return bool(sql.rows("select 1 from pgque.retry_queue where ev_queue = %s and ev_id = %s", qid, unknown))
 
     wait_for(parked, "the unhandled event in retry_queue", lambda: tick(auto, queue))
-    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None,
-             "the batch to be acked", lambda: None)
+    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None, "the batch to be acked", lambda: None)
     running.stop()
     assert handled == [known]
-    assert sql.rows("select ev_id, ev_type, ev_retry from pgque.retry_queue") == [
-        (unknown, "mystery", 1)
-    ]
+    assert sql.rows("select ev_id, ev_type, ev_retry from pgque.retry_queue") == [(unknown, "mystery", 1)]
     assert sql.one("select count(*) from pgque.dead_letter") == 0
 
 
@@ -436,14 +430,11 @@ def test_consumer_unhandled_type_with_max_retries_zero_is_dead_lettered(
     qid = sql.one("select queue_id from pgque.queue where queue_name = %s", queue)
 
     def dead() -> bool:
-        return bool(sql.rows(
-            "select 1 from pgque.dead_letter where dl_queue_id = %s and ev_id = %s", qid, ev_id))
+        return bool(sql.rows("select 1 from pgque.dead_letter where dl_queue_id = %s and ev_id = %s", qid, ev_id))
 
     wait_for(dead, "the event in dead_letter", lambda: tick(auto, queue))
     running.stop()
-    assert sql.rows("select ev_id, dl_reason from pgque.dead_letter") == [
-        (ev_id, "no handler for type=mystery")
-    ]
+    assert sql.rows("select ev_id, dl_reason from pgque.dead_letter") == [(ev_id, "no handler for type=mystery")]
     assert sql.one("select count(*) from pgque.retry_queue") == 0
 
 
@@ -453,8 +444,7 @@ def test_consumer_failed_handler_is_retried_with_retry_count_1(
     auto.subscribe(queue, "worker")
     deliveries: list[tuple[int, int | None]] = []
     lock = threading.Lock()
-    consumer = pgque.Consumer(db.conninfo, queue=queue, name="worker", poll_interval=60,
-                              retry_after=0)
+    consumer = pgque.Consumer(db.conninfo, queue=queue, name="worker", poll_interval=60, retry_after=0)
 
     def job(msg: Any) -> None:
         with lock:
@@ -471,19 +461,18 @@ def test_consumer_failed_handler_is_retried_with_retry_count_1(
         def check() -> bool:
             with lock:
                 return len(deliveries) >= times
+
         return check
 
     wait_for(delivered(1), "the first delivery", lambda: tick(auto, queue))
-    wait_for(lambda: sql.one("select count(*) from pgque.retry_queue") == 1,
-             "the retry row", lambda: None)
+    wait_for(lambda: sql.one("select count(*) from pgque.retry_queue") == 1, "the retry row", lambda: None)
 
     def move_and_tick() -> None:
         sql.one("select pgque.maint_retry_events()")
         tick(auto, queue)
 
     wait_for(delivered(2), "the redelivery", move_and_tick)
-    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None,
-             "the batch to be acked", lambda: None)
+    wait_for(lambda: sql.one("select sub_batch from pgque.subscription") is None, "the batch to be acked", lambda: None)
     running.stop()
     with lock:
         assert deliveries == [(ev_id, None), (ev_id, 1)]

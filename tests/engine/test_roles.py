@@ -61,13 +61,10 @@ class Roles:
         name = unique_role()
         extra = " ".join(("" if on else "no") + opt for opt, on in options.items())
         with self.db.server.admin() as admin:
-            admin.execute(
-                pgsql.SQL("create role {} login " + extra).format(pgsql.Identifier(name))
-            )
+            admin.execute(pgsql.SQL("create role {} login " + extra).format(pgsql.Identifier(name)))
             self.created.append(name)
             if member_of is not None:
-                admin.execute(pgsql.SQL("grant {} to {}").format(
-                    pgsql.Identifier(member_of), pgsql.Identifier(name)))
+                admin.execute(pgsql.SQL("grant {} to {}").format(pgsql.Identifier(member_of), pgsql.Identifier(name)))
         return name
 
     def session(self, role: str) -> Sql:
@@ -130,9 +127,7 @@ def denied(session: Sql, query: str, *params: Any) -> str:
 
 
 def test_roles_exist(sql: Sql) -> None:
-    assert sorted(sql.col(
-        "select rolname from pg_roles where rolname = any(%s)", list(API_ROLES)
-    )) == sorted(API_ROLES)
+    assert sorted(sql.col("select rolname from pg_roles where rolname = any(%s)", list(API_ROLES))) == sorted(API_ROLES)
 
 
 def test_admin_inherits_reader_and_writer_which_are_siblings(sql: Sql) -> None:
@@ -171,9 +166,7 @@ def test_install_revokes_writer_membership_in_reader(db: Database) -> None:
             trans.rollback()
 
 
-def test_install_without_createrole_and_missing_roles_fails_clearly(
-    empty_db: Database, roles: Roles
-) -> None:
+def test_install_without_createrole_and_missing_roles_fails_clearly(empty_db: Database, roles: Roles) -> None:
     """A role that may not create roles gets a clear 42501 when a pgque role is missing.
 
     The cluster-wide role is "missing" only inside a rolled-back transaction
@@ -182,8 +175,11 @@ def test_install_without_createrole_and_missing_roles_fails_clearly(
     installer = roles.make(None, createrole=False)
     hidden = unique_role()
     with empty_db.server.admin() as admin:
-        admin.execute(pgsql.SQL("alter database {} owner to {}").format(
-            pgsql.Identifier(empty_db.name), pgsql.Identifier(installer)))
+        admin.execute(
+            pgsql.SQL("alter database {} owner to {}").format(
+                pgsql.Identifier(empty_db.name), pgsql.Identifier(installer)
+            )
+        )
     try:
         with empty_db.engine().connect() as conn:
             trans = conn.begin()
@@ -198,8 +194,7 @@ def test_install_without_createrole_and_missing_roles_fails_clearly(
             assert isinstance(error, psycopg.Error)
             assert error.sqlstate == "42501"
             assert error_text(error) == (
-                f"cannot install pgque: role pgque_reader does not exist and {installer}"
-                " may not create roles"
+                f"cannot install pgque: role pgque_reader does not exist and {installer} may not create roles"
             )
             assert error.diag.message_hint == (
                 "Install as a role with CREATEROLE, or have an administrator run: "
@@ -207,30 +202,26 @@ def test_install_without_createrole_and_missing_roles_fails_clearly(
                 "CREATE ROLE pgque_admin NOLOGIN;"
             )
             # nothing changed: the role is back, and nothing was installed
-            assert conn.exec_driver_sql(
-                "select count(*) from pg_roles where rolname = 'pgque_reader'"
-            ).scalar() == 1
-            assert conn.exec_driver_sql(
-                "select to_regnamespace('pgque') is null"
-            ).scalar() is True
+            assert conn.exec_driver_sql("select count(*) from pg_roles where rolname = 'pgque_reader'").scalar() == 1
+            assert conn.exec_driver_sql("select to_regnamespace('pgque') is null").scalar() is True
             conn.rollback()
 
             # With the roles present, the same role installs fine.
             with conn.begin():
                 conn.exec_driver_sql(f'set role "{installer}"')
                 sa_pgque.install(conn)
-            assert conn.exec_driver_sql("select pgque.version()").scalar() == (
-                "0.3.0-devel+sa-pgque.1"
+            assert conn.exec_driver_sql("select pgque.version()").scalar() == ("0.3.0-devel+sa-pgque.1")
+            assert (
+                conn.exec_driver_sql(
+                    "select nspowner::regrole::text from pg_namespace where nspname = 'pgque'"
+                ).scalar()
+                == installer
             )
-            assert conn.exec_driver_sql(
-                "select nspowner::regrole::text from pg_namespace where nspname = 'pgque'"
-            ).scalar() == installer
             conn.rollback()
     finally:
         with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
             conn.execute("reset role")
-            conn.execute(pgsql.SQL("reassign owned by {} to current_user").format(
-                pgsql.Identifier(installer)))
+            conn.execute(pgsql.SQL("reassign owned by {} to current_user").format(pgsql.Identifier(installer)))
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +259,8 @@ def test_public_executes_nothing(sql: Sql, roles: Roles) -> None:
     found = routines(sql)
     assert any(kind == "p" for *_x, kind, _r in found)
     executable = [
-        f"{name}({identity})" for oid, name, _a, identity, _t, _k, _r in found
+        f"{name}({identity})"
+        for oid, name, _a, identity, _t, _k, _r in found
         if sql.one("select has_function_privilege(%s, %s::oid, 'EXECUTE')", nobody, oid)
     ]
     assert executable == []
@@ -285,8 +277,7 @@ def test_function_privilege_matrix(sql: Sql, role: str) -> None:
     """5.3: effective EXECUTE of each API role on every spec routine present."""
     wrong = []
     for oid, name, args, identity, _types, _kind, _res in routines(sql):
-        allowed = bool(sql.one(
-            "select has_function_privilege(%s, %s::oid, 'EXECUTE')", f"pgque_{role}", oid))
+        allowed = bool(sql.one("select has_function_privilege(%s, %s::oid, 'EXECUTE')", f"pgque_{role}", oid))
         fn = spec_fn(name, args)
         if fn is not None:
             expected = can_execute(fn, role)
@@ -309,9 +300,7 @@ def call_with_nulls(name: str, types: list[str], kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["plain", "reader", "writer", "admin"])
-def test_denied_routines_really_fail_with_42501(
-    sql: Sql, as_role: Callable[[str], Sql], kind: str
-) -> None:
+def test_denied_routines_really_fail_with_42501(sql: Sql, as_role: Callable[[str], Sql], kind: str) -> None:
     """Call, as a real role, every routine that role may not execute: 42501 each time.
 
     Arguments are NULL subqueries, so nothing is constant-folded before the
@@ -328,8 +317,7 @@ def test_denied_routines_really_fail_with_42501(
         if fn is not None:
             if can_execute(fn, kind):
                 continue
-        elif not (name.startswith("_") and kind != "admin"
-                  and not (kind == "writer" and name in HELPERS_FOR_WRITER)):
+        elif not (name.startswith("_") and kind != "admin" and not (kind == "writer" and name in HELPERS_FOR_WRITER)):
             continue
         checked += 1
         try:
@@ -347,9 +335,7 @@ def test_denied_routines_really_fail_with_42501(
     assert sql.one("select to_regnamespace('pgque') is not null")
 
 
-def test_writer_is_denied_every_consumer_function(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_writer_is_denied_every_consumer_function(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     """5.3 / checklist: real calls with real arguments."""
     sql.exec("select pgque.create_queue('q')")
     sql.exec("select pgque.subscribe('q', 'c')")
@@ -363,13 +349,15 @@ def test_writer_is_denied_every_consumer_function(
     for query, params, fn in [
         ("select * from pgque.receive('q', 'c', 10)", (), "receive"),
         ("select pgque.ack(%s)", (batch,), "ack"),
-        ("select pgque.nack(%s, row(%s, %s, null, null, null, now(), null, null, null, null)"
-         "::pgque.message)", (batch, ev, batch), "nack"),
+        (
+            "select pgque.nack(%s, row(%s, %s, null, null, null, now(), null, null, null, null)::pgque.message)",
+            (batch, ev, batch),
+            "nack",
+        ),
         ("select pgque.finish_batch(%s)", (batch,), "finish_batch"),
         ("select pgque.next_batch('q', 'c')", (), "next_batch"),
         ("select * from pgque.next_batch_info('q', 'c')", (), "next_batch_info"),
-        ("select * from pgque.next_batch_custom('q', 'c', null, null, null)", (),
-         "next_batch_custom"),
+        ("select * from pgque.next_batch_custom('q', 'c', null, null, null)", (), "next_batch_custom"),
         ("select * from pgque.get_batch_events(%s)", (batch,), "get_batch_events"),
         ("select pgque.subscribe('q', 'w')", (), "subscribe"),
         ("select pgque.unsubscribe('q', 'c')", (), "unsubscribe"),
@@ -386,9 +374,7 @@ def test_writer_is_denied_every_consumer_function(
     assert sql.one("select count(*) from pgque.retry_queue") == 0
 
 
-def test_reader_is_denied_every_producer_function(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_reader_is_denied_every_producer_function(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     sql.exec("select pgque.create_queue('q')")
     reader = as_role("reader")
     for query, fn in [
@@ -412,20 +398,17 @@ def test_reader_is_denied_every_producer_function(
     assert sql.one("select count(*) from pgque.event_1") == 0
 
 
-def test_uninstall_insert_event_bulk_and_ticker_loop(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_uninstall_insert_event_bulk_and_ticker_loop(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     """uninstall(): owner only; insert_event_bulk: owner only; ticker_loop: admin only."""
     sql.exec("select pgque.create_queue('q')")
     for kind in ("plain", "reader", "writer", "admin"):
         session = as_role(kind)
-        assert denied(session, "select pgque.uninstall()") == (
-            "permission denied for function uninstall")
+        assert denied(session, "select pgque.uninstall()") == ("permission denied for function uninstall")
         assert denied(session, "select pgque.insert_event_bulk('q', 't', array['a'])") == (
-            "permission denied for function insert_event_bulk")
+            "permission denied for function insert_event_bulk"
+        )
         if kind != "admin":
-            assert denied(session, "call pgque.ticker_loop()") == (
-                "permission denied for procedure ticker_loop")
+            assert denied(session, "call pgque.ticker_loop()") == ("permission denied for procedure ticker_loop")
     assert sql.one("select to_regnamespace('pgque') is not null")
     assert sql.one("select count(*) from pgque.event_1") == 0
     # the owner can; admin runs the loop
@@ -452,13 +435,12 @@ def test_table_sequence_and_schema_privileges(sql: Sql, roles: Roles) -> None:
     nobody = roles.make(None)
     wrong: list[str] = []
 
-    def check(kind_fn: str, obj: str, privs: tuple[str, ...],
-              expected: dict[str, frozenset[str]]) -> None:
+    def check(kind_fn: str, obj: str, privs: tuple[str, ...], expected: dict[str, frozenset[str]]) -> None:
         for kind in ROLES:
             has = frozenset(
-                p for p in privs
-                if sql.one(f"select has_{kind_fn}_privilege(%s, %s, %s)",
-                           role_name(kind, nobody), obj, p)
+                p
+                for p in privs
+                if sql.one(f"select has_{kind_fn}_privilege(%s, %s, %s)", role_name(kind, nobody), obj, p)
             )
             if has != expected[kind]:
                 wrong.append(f"{obj} {kind}: expected {sorted(expected[kind])}, has {sorted(has)}")
@@ -476,29 +458,38 @@ def test_table_sequence_and_schema_privileges(sql: Sql, roles: Roles) -> None:
     assert wrong == []
 
 
-def test_reader_reads_everything_writer_not_dead_letters(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_reader_reads_everything_writer_not_dead_letters(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     sql.exec("select pgque.create_queue('q')")  # created after install
     n = sql.one("select queue_id from pgque.queue where queue_name = 'q'")
     reader, writer, plain = as_role("reader"), as_role("writer"), as_role("plain")
-    tables = ["queue", "consumer", "subscription", "tick", "retry_queue", "dead_letter",
-              "config", f"event_{n}", f"event_{n}_0", f"event_{n}_1", f"event_{n}_2"]
+    tables = [
+        "queue",
+        "consumer",
+        "subscription",
+        "tick",
+        "retry_queue",
+        "dead_letter",
+        "config",
+        f"event_{n}",
+        f"event_{n}_0",
+        f"event_{n}_1",
+        f"event_{n}_2",
+    ]
     for table in tables:
         reader.rows(f"select * from pgque.{table}")
     for session in (writer, plain):
         for table in ("dead_letter", "config"):
-            assert denied(session, f"select * from pgque.{table}") == (
-                f"permission denied for table {table}")
+            assert denied(session, f"select * from pgque.{table}") == (f"permission denied for table {table}")
         for table in tables:
             if table not in ("dead_letter", "config"):
                 session.rows(f"select * from pgque.{table}")
     assert reader.one("select count(*) from pgque.queue") == 1
     for session in (reader, writer):
-        assert denied(session, f"insert into pgque.event_{n}_0 (ev_id, ev_time) values (1, now())"
-                      ) == f"permission denied for table event_{n}_0"
-        assert denied(session, "update pgque.queue set queue_max_retries = 0") == (
-            "permission denied for table queue")
+        assert (
+            denied(session, f"insert into pgque.event_{n}_0 (ev_id, ev_time) values (1, now())")
+            == f"permission denied for table event_{n}_0"
+        )
+        assert denied(session, "update pgque.queue set queue_max_retries = 0") == ("permission denied for table queue")
 
 
 # ---------------------------------------------------------------------------
@@ -506,9 +497,7 @@ def test_reader_reads_everything_writer_not_dead_letters(
 # ---------------------------------------------------------------------------
 
 
-def test_producer_consumer_flow_with_real_roles(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_producer_consumer_flow_with_real_roles(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     admin, writer, reader = as_role("admin"), as_role("writer"), as_role("reader")
 
     assert admin.one("select pgque.create_queue('orders')") == 1
@@ -516,14 +505,12 @@ def test_producer_consumer_flow_with_real_roles(
     assert reader.one("select pgque.subscribe('orders', 'svc')") == 0
 
     first = writer.one("select pgque.send('orders', 'created', '{\"id\": 1}'::jsonb)")
-    more = writer.one("select pgque.send_batch('orders', 'created', array['{\"id\": 2}',"
-                      " '{\"id\": 3}']::jsonb[])")
+    more = writer.one("select pgque.send_batch('orders', 'created', array['{\"id\": 2}', '{\"id\": 3}']::jsonb[])")
     assert more == sorted(more) and more[0] > first
     admin.one("select pgque.force_next_tick('orders')")
     assert admin.one("select pgque.ticker('orders')") is not None
 
-    rows = reader.rows("select msg_id, batch_id, type, payload, retry_count"
-                       " from pgque.receive('orders', 'svc', 100)")
+    rows = reader.rows("select msg_id, batch_id, type, payload, retry_count from pgque.receive('orders', 'svc', 100)")
     assert [(r[0], r[2], r[3], r[4]) for r in rows] == [
         (first, "created", '{"id": 1}', None),
         (more[0], "created", '{"id": 2}', None),
@@ -538,11 +525,14 @@ def test_producer_consumer_flow_with_real_roles(
     assert reader.one("select pgque.version()") == "0.3.0-devel+sa-pgque.1"
 
     # nack the second message, ack the batch
-    assert reader.one(
-        "select pgque.nack(%s, m, '0 seconds') from pgque.receive('orders', 'svc', 100) m"
-        " where m.msg_id = %s",
-        batch, more[0],
-    ) == 1
+    assert (
+        reader.one(
+            "select pgque.nack(%s, m, '0 seconds') from pgque.receive('orders', 'svc', 100) m where m.msg_id = %s",
+            batch,
+            more[0],
+        )
+        == 1
+    )
     assert reader.one("select pgque.ack(%s)", batch) == 1
     assert reader.one("select count(*) from pgque.retry_queue") == 1
 
@@ -555,10 +545,13 @@ def test_producer_consumer_flow_with_real_roles(
 
     # dead letter it, inspect as reader, replay as writer
     assert admin.one("select pgque.set_queue_config('orders', 'max_retries', '0')") == 1
-    assert reader.one(
-        "select pgque.nack(%s, m, '0 seconds', 'bad') from pgque.receive('orders', 'svc') m",
-        again[0][1],
-    ) == 1
+    assert (
+        reader.one(
+            "select pgque.nack(%s, m, '0 seconds', 'bad') from pgque.receive('orders', 'svc') m",
+            again[0][1],
+        )
+        == 1
+    )
     assert reader.one("select pgque.ack(%s)", again[0][1]) == 1
     dead = reader.rows("select dl_id, ev_id, dl_reason from pgque.dlq_inspect('orders')")
     assert [(d[1], d[2]) for d in dead] == [(more[0], "bad")]
@@ -569,8 +562,7 @@ def test_producer_consumer_flow_with_real_roles(
     assert admin.one("select pgque.ticker('orders')") is not None
     last = reader.rows("select msg_id, payload, retry_count from pgque.receive('orders', 'svc')")
     assert last == [(replayed, '{"id": 2}', None)]
-    assert reader.one("select pgque.ack(%s)",
-                      reader.one("select batch_id from pgque.receive('orders', 'svc')")) == 1
+    assert reader.one("select pgque.ack(%s)", reader.one("select batch_id from pgque.receive('orders', 'svc')")) == 1
 
     # admin reaches reader and writer functions through membership
     admin.one("select pgque.send('orders', 'x')")
@@ -579,9 +571,7 @@ def test_producer_consumer_flow_with_real_roles(
     assert admin.one("select pgque.drop_queue('orders')") == 1
 
 
-def test_invoker_routines_work_for_their_grantees(
-    sql: Sql, as_role: Callable[[str], Sql]
-) -> None:
+def test_invoker_routines_work_for_their_grantees(sql: Sql, as_role: Callable[[str], Sql]) -> None:
     """5.3: invoker functions run with the caller's rights; each works for its grantee."""
     admin, writer, reader = as_role("admin"), as_role("writer"), as_role("reader")
     sql.exec("select pgque.create_queue('inv')")
@@ -594,8 +584,11 @@ def test_invoker_routines_work_for_their_grantees(
 
     batch = reader.one("select pgque.next_batch('inv', 'c')")  # INV
     assert batch is not None
-    assert reader.row("select batch_id, cur_tick_id, prev_tick_id"
-                      " from pgque.next_batch_info('inv', 'c')") == (batch, 2, 1)
+    assert reader.row("select batch_id, cur_tick_id, prev_tick_id from pgque.next_batch_info('inv', 'c')") == (
+        batch,
+        2,
+        1,
+    )
 
     assert admin.one("select pgque.current_event_table('inv')") == f"pgque.event_{n}_0"
     assert admin.one("select pgque.batch_event_sql(%s)", batch)
@@ -603,16 +596,12 @@ def test_invoker_routines_work_for_their_grantees(
     with admin.transaction():
         assert admin.rows("select * from pgque.get_batch_cursor(%s, 'cur', 0)", batch) == []
         assert admin.col("fetch all from cur") == [ev]
-        assert admin.col("select ev_id from pgque.get_batch_cursor(%s, 'cur2', 10,"
-                         " 'ev_type = ''t''')", batch) == [ev]
-    raw = admin.one("select pgque.insert_event_raw('inv', null, now(), null, null, 't', 'raw',"
-                    " null, null, null, null)")
+        assert admin.col("select ev_id from pgque.get_batch_cursor(%s, 'cur2', 10, 'ev_type = ''t''')", batch) == [ev]
+    raw = admin.one("select pgque.insert_event_raw('inv', null, now(), null, null, 't', 'raw', null, null, null, null)")
     assert admin.one("select pgque.seq_getval(%s)", f"pgque.event_{n}_id_seq") >= raw
     assert admin.one("select pgque.quote_fqname('A.b c')") == '"A"."b c"'
-    t1 = sql.row("select tick_time, tick_event_seq from pgque.tick where tick_queue = %s"
-                 " and tick_id = 1", n)
-    assert admin.row("select next_tick_id from pgque.find_tick_helper(%s, 1, %s, %s, 1, null)",
-                     n, *t1) == (2,)
+    t1 = sql.row("select tick_time, tick_event_seq from pgque.tick where tick_queue = %s and tick_id = 1", n)
+    assert admin.row("select next_tick_id from pgque.find_tick_helper(%s, 1, %s, %s, 1, null)", n, *t1) == (2,)
     admin.rows("select * from pgque.maint_operations()")
     admin.rows("select * from pgque.maint_tables_to_vacuum()")
     assert admin.one("select pgque.upgrade_schema()") == 0
@@ -620,11 +609,9 @@ def test_invoker_routines_work_for_their_grantees(
 
     # rotation steps (no subscriber left, so step 1 is allowed) and the 1-arg drop_queue
     assert reader.one("select pgque.unsubscribe('inv', 'c')") == 1
-    sql.exec("update pgque.queue set queue_switch_time = now() - interval '3 hours'"
-             " where queue_id = %s", n)
+    sql.exec("update pgque.queue set queue_switch_time = now() - interval '3 hours' where queue_id = %s", n)
     assert admin.one("select pgque.maint_rotate_tables_step1('inv')") == 0
-    assert sql.row("select queue_cur_table, queue_switch_step2 from pgque.queue"
-                   " where queue_id = %s", n) == (1, None)
+    assert sql.row("select queue_cur_table, queue_switch_step2 from pgque.queue where queue_id = %s", n) == (1, None)
     assert admin.one("select pgque.maint_rotate_tables_step2()") == 0
     assert sql.one("select queue_switch_step2 from pgque.queue where queue_id = %s", n)
     assert admin.one("select pgque.drop_queue('inv')") == 1

@@ -71,8 +71,7 @@ def events(sql: Sql, queue: str = "q") -> list[Event]:
     """(ev_type, ev_data, ev_extra1..4) of every event of ``queue``, by ev_id."""
     qid = int(sql.one("select queue_id from pgque.queue where queue_name = %s", queue))
     return sql.rows(
-        "select ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4"
-        f" from pgque.event_{qid} order by ev_id"
+        f"select ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4 from pgque.event_{qid} order by ev_id"
     )
 
 
@@ -422,10 +421,7 @@ def test_pgq_ev_columns(q: Sql) -> None:
 
 
 def test_pgq_ev_columns_lose_to_arguments(q: Sql) -> None:
-    q.exec(
-        "create table public.routed"
-        " (id integer primary key, _pgq_ev_type text, _pgq_ev_extra2 text)"
-    )
+    q.exec("create table public.routed (id integer primary key, _pgq_ev_type text, _pgq_ev_extra2 text)")
     add_trigger(q, "public.routed", "logutriga", "ev_type='arg'")
     q.exec("insert into public.routed values (1, 'col', 'x2')")
     assert events(q) == [("arg", "id=1", "public.routed", "x2", None, None)]
@@ -464,15 +460,11 @@ def test_primary_key_update(q: Sql, func: str) -> None:
 
 @pytest.mark.parametrize("func", FUNCS)
 def test_trigger_needs_queue_name(q: Sql, func: str) -> None:
-    q.exec(
-        f"create trigger t after insert on public.t1 for each row execute function pgque.{func}()"
-    )
+    q.exec(f"create trigger t after insert on public.t1 for each row execute function pgque.{func}()")
     expect_error(q, "Trigger needs queue name", "insert into public.t1 values (1, 'a', true)")
 
 
-@pytest.mark.parametrize(
-    "arg", ["bogus", "Backup", "SKIP=1", "ignore", "ev_extra5=1", "ev_type", "ev_type=", "when="]
-)
+@pytest.mark.parametrize("arg", ["bogus", "Backup", "SKIP=1", "ignore", "ev_extra5=1", "ev_type", "ev_type=", "when="])
 def test_bad_argument(q: Sql, arg: str) -> None:
     add_trigger(q, "public.t1", "jsontriga", "backup", arg)
     expect_error(q, f"bad argument: {arg}", "insert into public.t1 values (1, 'a', true)")
@@ -550,8 +542,7 @@ def test_logutriga_url_encoding(q: Sql) -> None:
     (ev,) = events(q)
     assert ev[1] == f"id=1&v%3d1={urlenc(value)}"
     assert ev[1] == (
-        "id=1&v%3d1=a-b_c.d%7ee+f%2fg%3fh%3di%26j%2bk%25l%3bm%3an%27o%22p%09"
-        "%c3%a9%e2%82%ac%f0%9f%98%80%c3%bc%5c"
+        "id=1&v%3d1=a-b_c.d%7ee+f%2fg%3fh%3di%26j%2bk%25l%3bm%3an%27o%22p%09%c3%a9%e2%82%ac%f0%9f%98%80%c3%bc%5c"
     )
     assert q.one("select pgque._urlencode(%s)", value) == urlenc(value)
     assert q.one("select pgque._urlencode('')") == ""
@@ -563,10 +554,7 @@ def test_hostile_names(q: Sql) -> None:
     pk, col, mixed = "I d", 'Na"me;', "MiXed"
     fq = f"{ident(schema)}.{ident(table)}"
     q.exec(f"create schema {ident(schema)}")
-    q.exec(
-        f"create table {fq} ({ident(pk)} integer primary key, {ident(col)} text,"
-        f" {ident(mixed)} text)"
-    )
+    q.exec(f"create table {fq} ({ident(pk)} integer primary key, {ident(col)} text, {ident(mixed)} text)")
     for func in FUNCS:
         add_trigger(
             q,
