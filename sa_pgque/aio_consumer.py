@@ -26,6 +26,7 @@ from sa_pgque.handlers import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RETRY,
     BatchOutcome,
+    CursorWatch,
     Handlers,
     RetryPolicy,
     UnhandledType,
@@ -86,6 +87,7 @@ class AsyncConsumer:
         self._stop = asyncio.Event()
         self._waiter: AsyncWaiter | None = None
         self._subscribed = False
+        self._cursor = CursorWatch()
 
     def handler(self, event_type: str | None) -> Callable[[AsyncHandler], AsyncHandler]:
         """Decorator registering the coroutine handling one event type."""
@@ -96,7 +98,7 @@ class AsyncConsumer:
         return self.handlers.set_default(handler)
 
     async def run_once(self) -> BatchOutcome:
-        """Process the next ready batch, if any, to its commit."""
+        """Process the next ready batch, if any, to its commit (empty tick windows on the way are passed over)."""
         await self._ensure_subscribed()
         if self.subconsumer is None:
             return await self._run_normal()
@@ -154,6 +156,8 @@ class AsyncConsumer:
             try:
                 async with self.sessions() as session, session.begin():
                     first = await aio.receive(session, self.queue, self.name, self.page_size + 1)
+                    while not first and await self._passed_empty_window(session):
+                        first = await aio.receive(session, self.queue, self.name, self.page_size + 1)
                     if not first:
                         return BatchOutcome()
                     careful = careful or _has_retries(first)
@@ -163,17 +167,28 @@ class AsyncConsumer:
             except _BatchLost:
                 return BatchOutcome(first[0].batch_id)
 
+    async def _receive_coop(self, session: AsyncSession) -> list[Message]:
+        assert self.subconsumer is not None
+        return await aio.receive_coop(
+            session,
+            self.queue,
+            self.name,
+            self.subconsumer,
+            max_messages=self.page_size + 1,
+            dead_interval=self.dead_interval,
+        )
+
+    async def _passed_empty_window(self, session: AsyncSession) -> bool:
+        """After an empty receive: did it pass over an empty tick window (see :class:`CursorWatch`)?"""
+        rows = await aio.consumer_info(session, self.queue, self.name)
+        return self._cursor.moved(rows[0].last_tick if rows else None)
+
     async def _run_cooperative(self) -> BatchOutcome:
         assert self.subconsumer is not None
         async with self.sessions() as session, session.begin():
-            first = await aio.receive_coop(
-                session,
-                self.queue,
-                self.name,
-                self.subconsumer,
-                max_messages=self.page_size + 1,
-                dead_interval=self.dead_interval,
-            )
+            first = await self._receive_coop(session)
+            while not first and await self._passed_empty_window(session):
+                first = await self._receive_coop(session)
         if not first:
             return BatchOutcome()
         careful = self.savepoint_per_message or _has_retries(first)

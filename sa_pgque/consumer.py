@@ -51,6 +51,7 @@ from sa_pgque.handlers import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RETRY,
     BatchOutcome,
+    CursorWatch,
     Handlers,
     RetryPolicy,
     UnhandledType,
@@ -194,6 +195,7 @@ class Consumer:
         self._stop = threading.Event()
         self._waiter: Waiter | None = None
         self._subscribed = False
+        self._cursor = CursorWatch()
 
     # -- handlers -----------------------------------------------------------
 
@@ -208,7 +210,11 @@ class Consumer:
     # -- running ------------------------------------------------------------
 
     def run_once(self) -> BatchOutcome:
-        """Process the next ready batch, if any, to its commit; report what happened."""
+        """Process the next ready batch, if any, to its commit; report what happened.
+
+        Empty tick windows on the way (idle ticks) are passed over in the same
+        call, so a consumer catching up never sleeps with work waiting.
+        """
         self._ensure_subscribed()
         if self.subconsumer is None:
             return self._run_normal()
@@ -273,6 +279,8 @@ class Consumer:
             try:
                 with self.sessions() as session, session.begin():
                     first = self._receive(session)
+                    while not first and self._passed_empty_window(session):
+                        first = self._receive(session)
                     if not first:
                         return BatchOutcome()
                     careful = careful or _has_retries(first)
@@ -291,6 +299,11 @@ class Consumer:
         )
         return _messages(cursor.fetchall())
 
+    def _passed_empty_window(self, session: Session) -> bool:
+        """After an empty receive: did it pass over an empty tick window (see :class:`CursorWatch`)?"""
+        rows = api.consumer_info(session, self.queue, self.name)
+        return self._cursor.moved(rows[0].last_tick if rows else None)
+
     def _ack(self, session: Session, batch_id: int) -> int:
         """``api.ack(session, batch_id)``, on the fast path (:mod:`sa_pgque._driver`)."""
         if not self._on_psycopg:
@@ -299,17 +312,23 @@ class Consumer:
         assert row is not None
         return int(row[0])
 
+    def _receive_coop(self, session: Session) -> list[Message]:
+        assert self.subconsumer is not None
+        return api.receive_coop(
+            session,
+            self.queue,
+            self.name,
+            self.subconsumer,
+            max_messages=self.page_size + 1,
+            dead_interval=self.dead_interval,
+        )
+
     def _run_cooperative(self) -> BatchOutcome:
         assert self.subconsumer is not None
         with self.sessions() as session, session.begin():
-            first = api.receive_coop(
-                session,
-                self.queue,
-                self.name,
-                self.subconsumer,
-                max_messages=self.page_size + 1,
-                dead_interval=self.dead_interval,
-            )
+            first = self._receive_coop(session)
+            while not first and self._passed_empty_window(session):
+                first = self._receive_coop(session)
         if not first:
             return BatchOutcome()
         careful = self.savepoint_per_message or _has_retries(first)

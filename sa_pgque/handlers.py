@@ -108,6 +108,28 @@ class BatchOutcome:
         return len(self.handled) + len(self.retried) + len(self.skipped)
 
 
+class CursorWatch:
+    """Tells an empty receive that passed over an empty tick window from one that found no batch.
+
+    ``receive`` finishes an empty window itself and returns no row, exactly as
+    when no batch is ready. A consumer behind several empty windows (idle
+    ticks while it was down) would otherwise sleep once per window. After an
+    empty receive the consumer reads its cursor tick: if it moved since the
+    last reading, a window was passed over and the next one may be ready at
+    once. Every repeat needs the cursor to move, so this cannot spin.
+    """
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._read = False
+
+    def moved(self, last_tick: int | None) -> bool:
+        """Record the cursor tick just read; True when it differs from the previous reading (or is the first)."""
+        moved = not self._read or last_tick != self._last
+        self._last, self._read = last_tick, True
+        return moved
+
+
 def consumer_logger(queue: str, name: str, subconsumer: str | None) -> logging.LoggerAdapter[logging.Logger]:
     """The consumer's logger; every record carries queue/consumer/subconsumer in ``extra``."""
     return logging.LoggerAdapter(

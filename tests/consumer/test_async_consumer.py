@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+import sa_pgque as pgque
 from sa_pgque import AsyncConsumer, Message, RetryPolicy
 from tests._pg import Database
 from tests.consumer.conftest import Processed, processed, send
@@ -93,3 +94,19 @@ def test_run_forever_wakes_on_notify_and_stops(db: Database, sessions: sessionma
 
     run(db, scenario)
     assert len(processed(sessions)) == 1
+
+
+def test_empty_windows_are_passed_over_without_a_wait(
+    db: Database, sessions: sessionmaker[Session], queue: str
+) -> None:
+    async def scenario(engine: AsyncEngine) -> None:
+        consumer = recording(engine, queue)
+        assert (await consumer.run_once()).empty  # subscribes
+        for _ in range(4):
+            with sessions.begin() as session:
+                pgque.tick(session, queue)
+        ids = send(sessions, queue, "after the idle ticks")
+        assert (await consumer.run_once()).handled == ids
+        assert (await consumer.run_once()).empty
+
+    run(db, scenario)

@@ -52,6 +52,33 @@ def test_handler_writes_commit_with_the_ack(sessions: sessionmaker[Session], que
     assert consumer.run_once().empty
 
 
+def idle_ticks(sessions: sessionmaker[Session], queue: str, count: int) -> None:
+    """Tick ``count`` times with nothing sent: empty windows, as an idle ticker leaves them."""
+    for _ in range(count):
+        with sessions.begin() as session:
+            pgque.tick(session, queue)
+
+
+@pytest.mark.parametrize("subconsumer", [None, "m1"])
+def test_empty_windows_are_passed_over_without_a_wait(
+    sessions: sessionmaker[Session], queue: str, subconsumer: str | None
+) -> None:
+    consumer = recording_consumer(sessions, queue, subconsumer=subconsumer)
+    assert consumer.run_once().empty  # subscribes
+    idle_ticks(sessions, queue, 5)
+    ids = send(sessions, queue, "after the idle ticks")
+    idle_ticks(sessions, queue, 3)
+    outcome = consumer.run_once()
+    assert outcome.handled == ids
+    assert consumer.run_once().empty  # the trailing empty windows are passed over, then nothing is ready
+    with sessions() as session:
+        (info,) = pgque.consumer_info(session, queue, "worker")
+        latest = session.scalar(
+            text("select max(tick_id) from pgque.tick t join pgque.queue q on q.queue_id = t.tick_queue")
+        )
+    assert info.last_tick == latest
+
+
 def test_a_crash_before_commit_brings_the_whole_batch_back(sessions: sessionmaker[Session], queue: str) -> None:
     consumer = recording_consumer(sessions, queue)
     consumer.run_once()
