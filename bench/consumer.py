@@ -69,7 +69,7 @@ from sqlalchemy import BigInteger, Engine, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import sa_pgque
-from bench._server import engine_database
+from bench._server import engine_database, sa_url
 from sa_pgque.results import Message
 
 CHUNK = 1000
@@ -388,7 +388,7 @@ def main() -> None:
         parser.error(f"--events must be a multiple of {CHUNK}")
 
     with engine_database(args.dsn) as url:
-        engine = create_engine("postgresql+psycopg" + url[len("postgresql") :])
+        engine = create_engine(sa_url(url))
         sessions = sessionmaker(engine)
         with psycopg.connect(url) as conn:
             server = conn.info.server_version

@@ -47,7 +47,6 @@ import os
 import platform
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,9 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from bench._server import engine_database, libpq_dsn, with_dbname
+from bench._server import database, engine_database, server
 from bench.engine import Result, Sample, payloads, timed, try_checkpoint
 
 EVENT_TYPE = "bench"
@@ -74,24 +72,18 @@ DRAIN = "drain (next_batch/get_batch_events/finish_batch)"
 
 @contextmanager
 def pgq_database(dsn: str) -> Iterator[str]:
-    """Yield the URL of a fresh database with ``create extension pgq``; drop it afterwards."""
-    server = libpq_dsn(dsn)
-    name = f"sa_pgque_bench_pgq_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
+    """Yield the conninfo of a fresh database with ``create extension pgq``; drop it afterwards."""
+    server_dsn = server(dsn)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         available = admin.execute("select 1 from pg_available_extensions where name = 'pgq'").fetchone()
-        if available is None:
-            raise SystemExit(
-                "the server has no pgq extension; install PgQ for it (Debian: apt-get install postgresql-15-pgq3)"
-            )
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        url = with_dbname(server, name)
-        with psycopg.connect(url, autocommit=True) as conn:
+    if available is None:
+        raise SystemExit(
+            "the server has no pgq extension; install PgQ for it (Debian: apt-get install postgresql-15-pgq3)"
+        )
+    with database(server_dsn, "sa_pgque_bench_pgq") as pgq_dsn:
+        with psycopg.connect(pgq_dsn, autocommit=True) as conn:
             conn.execute("create extension pgq")
-        yield url
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        yield pgq_dsn
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sqlalchemy.pool import QueuePool
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sa_pgque as pgque
-from bench._server import engine_database
+from bench._server import engine_database, sa_url
 
 
 def payload(i: int) -> dict[str, object]:
@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with engine_database(args.dsn) as url:
-        engine = create_engine("postgresql+psycopg" + url[len("postgresql") :], poolclass=QueuePool)
+        engine = create_engine(sa_url(url), poolclass=QueuePool)
         sessions = sessionmaker(engine)
         with sessions.begin() as session:
             pgque.create_queue(session, "bench")
