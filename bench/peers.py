@@ -37,8 +37,8 @@ the consumer's return, so imports and connecting are not counted):
 
 * sa_pgque: ``Consumer(sessionmaker, queue=, name=)`` (defaults: whole
   batches, pages of 1,000), ``run()`` called in a loop until every message
-  was handled (``run()`` processes the ready batches and returns at the first
-  empty one; ``run_forever()`` is not used, see ``consume_sa_pgque``);
+  was handled (``run()`` processes the ready batches and returns when none
+  is left; see ``consume_sa_pgque``);
 * pgqueuer: ``QueueManager.run(mode=drain, batch_size=--pgqueuer-batch-size)``
   with an ``@entrypoint`` no-op; returns once the queue is empty and the job
   log is flushed;
@@ -141,14 +141,11 @@ async def pgqueuer_queries(dsn: str, driver: str = "asyncpg") -> AsyncIterator[Q
 
 
 def consume_sa_pgque(url: str, target: str, expected: int, deadline: float) -> int:
-    """``Consumer.run()`` (process every ready batch) until all messages were seen or the deadline.
+    """``Consumer.run()`` (every ready batch, empty tick windows passed over) until all were seen or the deadline.
 
-    Not ``run_forever()``: its loop sleeps ``poll_interval`` (or until the next
-    tick's NOTIFY) after *any* empty outcome, and ``pgque.receive`` finishes an
-    empty batch itself and returns no row, which looks the same as "nothing
-    ready"; on a backlog that starts with an empty batch (the queue's first
-    tick, an idle tick) it sleeps with work waiting. ``run()`` returns there
-    too, and is simply called again (see bench/README.md).
+    ``run()`` rather than ``run_forever()`` so the child returns as soon as
+    the last message is handled; between calls it only waits for the
+    ticker to close the last window.
     """
     queue, name = target.split("/")
     engine = create_engine(sa_url(url), pool_size=2)
