@@ -4095,6 +4095,7 @@ begin
         exit when pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started) * 1000
                   + v_period >= 1000;
         perform pg_catalog.pg_sleep(v_period / 1000.0);
+        commit;
     end loop;
 end;
 $$;

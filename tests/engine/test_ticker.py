@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -207,6 +208,8 @@ def test_ticker_loop_ticks_per_period_and_commits_each(db: Database, sql: Sql) -
     sql.exec("select pgque.set_queue_config('q', 'ticker_max_lag', '1 millisecond')")
     sql.exec("select pgque.set_queue_config('q', 'ticker_idle_period', '1 millisecond')")
     sql.exec("select pgque.set_tick_period_ms(500)")
+    # the queue's first tick is a few statements old; make it clearly older than the 1 ms lag
+    sql.exec("update pgque.tick set tick_time = tick_time - interval '1 second'")
     first_tick_seen_at: list[float] = []
 
     def watch() -> None:
@@ -222,6 +225,9 @@ def test_ticker_loop_ticks_per_period_and_commits_each(db: Database, sql: Sql) -
     returned_at = time.monotonic()
     watcher.join(5)
     assert sql.one("select count(*) from pgque.tick") == 1 + 2  # two iterations of 500 ms
+    # each pass reads the time after its sleep: the ticks are stamped a period apart
+    gap = sql.one("select max(tick_time) - min(tick_time) from pgque.tick where tick_id > 1")
+    assert gap >= timedelta(milliseconds=450)
     assert first_tick_seen_at and first_tick_seen_at[0] < returned_at - 0.2
 
 

@@ -285,7 +285,10 @@ $$;
 --   tick_period_ms for up to one second, committing after each pass. Must be
 --   CALLed outside a transaction block. Invoker rights and no pinned
 --   search_path (a committing procedure may not have a SET clause), so every
---   reference is schema-qualified.
+--   reference is schema-qualified. The sleep gets a transaction of its own:
+--   a COMMIT starts the next transaction at once, and ticker() reads now(),
+--   which would otherwise be the time before the sleep (ticks decided and
+--   stamped one period late).
 -- ---------------------------------------------------------------------------
 create or replace procedure pgque.ticker_loop()
 language plpgsql
@@ -312,6 +315,7 @@ begin
         exit when pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started) * 1000
                   + v_period >= 1000;
         perform pg_catalog.pg_sleep(v_period / 1000.0);
+        commit;
     end loop;
 end;
 $$;
