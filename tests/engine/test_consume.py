@@ -299,6 +299,42 @@ def test_get_batch_info(sql: Sql) -> None:
     assert info[4:6] == (1, cur)
 
 
+def test_batch_lookups_read_two_ticks_however_many_the_queue_keeps(sql: Sql) -> None:
+    """Reading an open batch finds its two ticks by key, not by scanning the queue's ticks."""
+    # a consumer at work: 1,500 one-event batches, each in its own transactions
+    sql.exec(
+        "do $$ declare b bigint; begin for i in 1..1500 loop"
+        " perform pgque.send('q', 'x'); commit;"
+        " perform pgque.force_next_tick('q'); perform pgque.ticker('q'); commit;"
+        " select batch_id into b from pgque.receive('q', 'c', 100) limit 1; perform pgque.ack(b); commit;"
+        " end loop; end $$"
+    )
+    sql.exec("select pgque.send('q', 'x')")
+    tick(sql, "q")
+    batch = sql.one("select pgque.next_batch('q', 'c')")
+
+    def tick_rows_read() -> int:
+        return int(
+            sql.one(
+                # rows of sequential scans, and index entries returned by the key's index
+                "select pg_stat_get_xact_tuples_returned('pgque.tick'::regclass)"
+                " + pg_stat_get_xact_tuples_returned('pgque.tick_pkey'::regclass)"
+            )
+        )
+
+    for _ in range(8):  # past the custom plans: a session's later calls run the cached generic plan
+        sql.one("select pgque.batch_event_sql(%s)", batch)
+        sql.row("select * from pgque.get_batch_info(%s)", batch)
+    with sql.transaction():
+        before = tick_rows_read()
+        sql.one("select pgque.batch_event_sql(%s)", batch)
+        sql.rows("select * from pgque.get_batch_events(%s)", batch)
+        sql.row("select * from pgque.get_batch_info(%s)", batch)
+        read = tick_rows_read() - before
+    assert sql.one("select count(*) from pgque.tick") > 1500
+    assert read <= 12, f"{read} tick rows read to look up one batch three times"
+
+
 def test_batch_cost_follows_the_window_not_the_oldest_transaction(db: Database, sql: Sql) -> None:
     """A long open transaction does not make later batches read older data."""
     old = db.connect(autocommit=False)

@@ -87,6 +87,10 @@ $$;
 --   Everything needed to read an open batch: owning subscription, queue
 --   storage and rotation state, and the two tick snapshots. No row when the
 --   batch is not open. Tables: subscription, queue, tick.
+--   Each tick is looked up by its whole key in a subquery of its own: joined
+--   twice to the same queue, the planner may probe the second tick by
+--   tick_queue alone and filter on tick_id, reading every tick the queue
+--   keeps (thousands between rotations) for each batch.
 -- ---------------------------------------------------------------------------
 create or replace function pgque._batch_context(
     x_batch_id bigint,
@@ -96,13 +100,17 @@ returns setof record
 language sql
 stable
 as $$
-    select s.sub_id, q.queue_data_pfx, q.queue_cur_table, q.queue_ntables,
-           q.queue_switch_step1, q.queue_switch_step2, ta.tick_snapshot, tb.tick_snapshot
-      from pgque.subscription s
-      join pgque.queue q on q.queue_id = s.sub_queue
-      join pgque.tick ta on ta.tick_queue = s.sub_queue and ta.tick_id = s.sub_last_tick
-      join pgque.tick tb on tb.tick_queue = s.sub_queue and tb.tick_id = s.sub_next_tick
-     where s.sub_batch = x_batch_id
+    select b.* from (
+        select s.sub_id, q.queue_data_pfx, q.queue_cur_table, q.queue_ntables,
+               q.queue_switch_step1, q.queue_switch_step2,
+               (select t.tick_snapshot from pgque.tick t
+                 where t.tick_queue = s.sub_queue and t.tick_id = s.sub_last_tick) as snap_start,
+               (select t.tick_snapshot from pgque.tick t
+                 where t.tick_queue = s.sub_queue and t.tick_id = s.sub_next_tick) as snap_end
+          from pgque.subscription s
+          join pgque.queue q on q.queue_id = s.sub_queue
+         where s.sub_batch = x_batch_id) b
+     where b.snap_start is not null and b.snap_end is not null
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -508,16 +516,33 @@ language plpgsql
 security definer
 set search_path = pgque, pg_catalog
 as $$
+declare
+    v_sub record;
+    v_start pgque.tick;
+    v_end pgque.tick;
 begin
-    select q.queue_name, c.co_name, ta.tick_time, tb.tick_time, s.sub_last_tick, s.sub_next_tick,
-           now() - tb.tick_time, ta.tick_event_seq, tb.tick_event_seq
-      into queue_name, consumer_name, batch_start, batch_end, prev_tick_id, tick_id, lag,
-           seq_start, seq_end
+    -- the ticks by their whole key, one statement each (see _batch_context)
+    select q.queue_name, c.co_name, s.sub_queue, s.sub_last_tick, s.sub_next_tick into v_sub
       from pgque.subscription s
       join pgque.queue q on q.queue_id = s.sub_queue
       join pgque.consumer c on c.co_id = s.sub_consumer
-      join pgque.tick ta on ta.tick_queue = s.sub_queue and ta.tick_id = s.sub_last_tick
-      join pgque.tick tb on tb.tick_queue = s.sub_queue and tb.tick_id = s.sub_next_tick
      where s.sub_batch = x_batch_id;
+    if not found then
+        return;
+    end if;
+    select * into v_start from pgque.tick t where t.tick_queue = v_sub.sub_queue and t.tick_id = v_sub.sub_last_tick;
+    select * into v_end from pgque.tick t where t.tick_queue = v_sub.sub_queue and t.tick_id = v_sub.sub_next_tick;
+    if v_start.tick_id is null or v_end.tick_id is null then
+        return;
+    end if;
+    queue_name := v_sub.queue_name;
+    consumer_name := v_sub.co_name;
+    batch_start := v_start.tick_time;
+    batch_end := v_end.tick_time;
+    prev_tick_id := v_sub.sub_last_tick;
+    tick_id := v_sub.sub_next_tick;
+    lag := now() - v_end.tick_time;
+    seq_start := v_start.tick_event_seq;
+    seq_end := v_end.tick_event_seq;
 end;
 $$;
