@@ -36,11 +36,11 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from bench._cpu import backend_cpu
 from bench._server import engine_database
 
 RAW_TABLE = "public.bench_raw"
@@ -124,25 +124,6 @@ def try_checkpoint(conn: psycopg.Connection[Any]) -> None:
     """CHECKPOINT when allowed, so that no block pays for a checkpoint started by another."""
     with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute("checkpoint")
-
-
-def backend_cpu(conn: psycopg.Connection[Any]) -> Callable[[], float | None]:
-    """CPU seconds used so far by the connection's backend, when it runs on this machine and is readable."""
-    proc = Path(f"/proc/{conn.info.backend_pid}")
-    try:
-        is_backend = (proc / "cmdline").read_bytes().startswith(b"postgres")
-    except OSError:
-        is_backend = False
-
-    def read() -> float | None:
-        if not is_backend:
-            return None
-        try:
-            return int((proc / "schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            return None
-
-    return read
 
 
 def timed(conn: psycopg.Connection[Any], body: Callable[[], None]) -> Sample:
